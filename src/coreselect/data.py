@@ -1,0 +1,377 @@
+"""Instruction datasets in, instruction datasets out.
+
+Formats read (each optionally ``.gz``; JSON array or JSON Lines; Parquet):
+
+* Alpaca: ``{"instruction", "input" (optional), "output"}``
+* ShareGPT: ``{"conversations": [{"from": "human"|"gpt"|"system", "value": ...}, ...]}``
+* chat messages: ``{"messages": [{"role": "user"|"assistant"|"system", "content": ...}, ...]}``
+
+Every record becomes an :class:`Example` holding normalised chat ``messages`` and the original
+record untouched, so that export writes back exactly what came in.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import logging
+import os
+import tempfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from coreselect.errors import DataError, OutputExistsError
+
+log = logging.getLogger(__name__)
+
+Format = Literal["alpaca", "sharegpt", "messages"]
+Container = Literal["jsonl", "json", "parquet"]
+
+_SHAREGPT_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant",
+                   "system": "system", "chatgpt": "assistant", "bing": "assistant", "bard": "assistant"}
+_CHAT_ROLES = {"user", "assistant", "system"}
+
+
+class _Invalid(str):
+    """Stands in for a record that failed to parse (``on_error="skip"``); holds the reason."""
+
+
+@dataclass(frozen=True)
+class Example:
+    """One instruction example.
+
+    ``index`` is its row among the valid examples (the row of its features); ``source_index``
+    its 0-based position among all records of the file (skipped ones included); ``messages`` a
+    tuple of ``(role, content)`` with roles ``system``, ``user`` and ``assistant``; ``record``
+    the original record; ``line`` its 1-based line in the file (row number for Parquet).
+    """
+
+    index: int
+    messages: tuple[tuple[str, str], ...]
+    record: dict[str, Any]
+    line: int
+    source_index: int = -1
+
+    @property
+    def prompt(self) -> str:
+        """All user turns, joined (for length statistics and text embeddings)."""
+        return "\n\n".join(c for r, c in self.messages if r == "user")
+
+    @property
+    def response(self) -> str:
+        """All assistant turns, joined."""
+        return "\n\n".join(c for r, c in self.messages if r == "assistant")
+
+
+@dataclass
+class Dataset:
+    """Examples read from one file, with what is needed to write a subset back."""
+
+    path: Path
+    format: Format
+    container: Container
+    compressed: bool
+    examples: list[Example]
+    fingerprint: str
+    raw_lines: list[str] | None = None  # JSONL: the exact source lines, for byte-exact export
+    skipped: list[str] = field(default_factory=list)  # one-line reasons (``on_error="skip"``)
+
+    def __len__(self) -> int:
+        return len(self.examples)
+
+
+def load_dataset(path: str | os.PathLike[str], *, on_error: Literal["raise", "skip"] = "raise") -> Dataset:
+    """Read an instruction dataset; bad records raise :class:`DataError` (or are skipped).
+
+    Examples
+    --------
+    >>> from coreselect.demo import demo_path
+    >>> ds = load_dataset(demo_path())
+    >>> ds.format, len(ds) > 200
+    ('alpaca', True)
+    """
+    p = Path(path)
+    name = p.name.lower()
+    compressed = name.endswith(".gz")
+    base = name[:-3] if compressed else name
+    if base.endswith(".jsonl") or base.endswith(".ndjson"):
+        container: Container = "jsonl"
+    elif base.endswith(".json"):
+        container = "json"
+    elif base.endswith(".parquet") and not compressed:
+        container = "parquet"
+    else:
+        raise DataError(str(p), "unknown file type (expected .jsonl, .json or .parquet, optionally .gz)")
+    if p.is_dir():
+        raise DataError(str(p), "is a directory, not a data file")
+    try:
+        data = p.read_bytes()
+    except FileNotFoundError:
+        raise DataError(str(p), "file not found") from None
+    except OSError as err:
+        raise DataError(str(p), f"cannot read file ({err.strerror})") from None
+    fingerprint = "sha256:" + hashlib.sha256(data).hexdigest()
+    if compressed:
+        try:
+            data = gzip.decompress(data)
+        except (OSError, EOFError) as err:
+            raise DataError(str(p), f"corrupted gzip ({err})") from None
+    raw_lines: list[str] | None = None
+    if container == "parquet":
+        rows = _read_parquet(p)
+    else:
+        text = _decode(p, data)
+        if container == "jsonl":
+            rows, raw_lines = _read_jsonl(p, text, on_error)
+        else:
+            rows = _read_json_array(p, text)
+    if not rows:
+        raise DataError(str(p), "no records (empty file)")
+    ds = Dataset(p, "alpaca", container, compressed, [], fingerprint)
+    fmt: Format | None = None
+    keep_lines: list[str] = []
+    for i, (line, rec) in enumerate(rows):
+        if isinstance(rec, _Invalid):
+            ds.skipped.append(str(rec))
+            continue
+        try:
+            rec_fmt = _detect(p, line, rec)
+            if fmt is None:
+                fmt = rec_fmt
+            elif rec_fmt != fmt:
+                raise DataError(str(p), f"{rec_fmt} record in a {fmt} file (mixed formats)", line=line)
+            messages = _PARSERS[rec_fmt](p, line, rec)
+        except DataError as err:
+            if on_error == "raise":
+                raise
+            ds.skipped.append(str(err))
+            continue
+        ds.examples.append(Example(len(ds.examples), messages, rec, line, i))
+        if raw_lines is not None:
+            keep_lines.append(raw_lines[i])
+    if not ds.examples:
+        raise DataError(str(p), f"no valid records ({len(ds.skipped)} skipped)")
+    ds.format = fmt or "alpaca"
+    ds.raw_lines = keep_lines if raw_lines is not None else None
+    if ds.skipped:
+        log.warning("%s: skipped %d bad records", p, len(ds.skipped))
+    return ds
+
+
+def _decode(p: Path, data: bytes) -> str:
+    if b"\x00" in data:
+        line = data[: data.index(b"\x00")].count(b"\n") + 1
+        raise DataError(str(p), "NUL byte in file (binary data?)", line=line)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = data[: err.start].count(b"\n") + 1
+        raise DataError(str(p), f"invalid UTF-8 at byte {err.start}", line=line) from None
+    return text.removeprefix("\ufeff")
+
+
+def _read_jsonl(p: Path, text: str, on_error: str) -> tuple[list[tuple[int, Any]], list[str]]:
+    rows: list[tuple[int, Any]] = []
+    raw: list[str] = []
+    for n, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            rows.append((n, json.loads(line)))
+        except json.JSONDecodeError as err:
+            e = DataError(str(p), f"invalid JSON ({err.msg} at column {err.colno})", line=n)
+            if on_error == "raise":
+                raise e from None
+            rows.append((n, _Invalid(e)))
+            raw.append("")
+            continue
+        raw.append(line.rstrip("\r"))
+    return rows, raw
+
+
+def _read_json_array(p: Path, text: str) -> list[tuple[int, Any]]:
+    dec = json.JSONDecoder()
+    pos, line = 0, 1
+    n = len(text)
+
+    def skip_ws(i: int) -> int:
+        while i < n and text[i] in " \t\r\n":
+            i += 1
+        return i
+
+    pos = skip_ws(pos)
+    if pos == n:
+        return []
+    if text[pos] != "[":
+        # A JSON file holding one object per line is common enough to accept.
+        return _read_jsonl(p, text, "raise")[0]
+    pos = skip_ws(pos + 1)
+    rows: list[tuple[int, Any]] = []
+    last = 0
+    while True:
+        line += text.count("\n", last, pos)
+        last = pos
+        if pos >= n:
+            raise DataError(str(p), "truncated JSON array (no closing ])", line=line)
+        if text[pos] == "]" and not rows:
+            return rows
+        try:
+            obj, end = dec.raw_decode(text, pos)
+        except json.JSONDecodeError as err:
+            raise DataError(str(p), f"invalid JSON ({err.msg})", line=err.lineno) from None
+        rows.append((line, obj))
+        pos = skip_ws(end)
+        if pos < n and text[pos] == ",":
+            pos = skip_ws(pos + 1)
+        elif pos < n and text[pos] == "]":
+            if skip_ws(pos + 1) != n:
+                raise DataError(str(p), "text after the closing ]", line=line + text.count("\n", last, pos))
+            return rows
+        else:
+            raise DataError(str(p), "truncated JSON array (expected , or ])",
+                            line=line + text.count("\n", last, pos))
+
+
+def _read_parquet(p: Path) -> list[tuple[int, Any]]:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(p)
+    except (pa.ArrowException, OSError) as err:
+        raise DataError(str(p), f"cannot read Parquet ({err})") from None
+    return [(i + 1, r) for i, r in enumerate(table.to_pylist())]
+
+
+def _detect(p: Path, line: int, rec: Any) -> Format:
+    if not isinstance(rec, dict):
+        raise DataError(str(p), f"record is a JSON {type(rec).__name__}, expected an object", line=line)
+    if "conversations" in rec:
+        return "sharegpt"
+    if "messages" in rec:
+        return "messages"
+    if "instruction" in rec or "output" in rec:
+        return "alpaca"
+    raise DataError(str(p), "unknown record format (expected instruction/output, conversations "
+                    "or messages)", line=line)
+
+
+def _text(p: Path, line: int, rec: dict, key: str, *, required: bool = True, where: str = "") -> str:
+    name = where + key
+    if key not in rec:
+        if required:
+            raise DataError(str(p), "missing", line=line, field=name)
+        return ""
+    v = rec[key]
+    if v is None:
+        if required:
+            raise DataError(str(p), "is null", line=line, field=name)
+        return ""
+    if not isinstance(v, str):
+        raise DataError(str(p), f"must be a string, got {type(v).__name__}", line=line, field=name)
+    return v
+
+
+def _alpaca(p: Path, line: int, rec: dict) -> tuple[tuple[str, str], ...]:
+    instruction = _text(p, line, rec, "instruction")
+    inp = _text(p, line, rec, "input", required=False)
+    output = _text(p, line, rec, "output")
+    if not instruction.strip() and not inp.strip():
+        raise DataError(str(p), "is empty", line=line, field="instruction")
+    if not output.strip():
+        raise DataError(str(p), "is empty", line=line, field="output")
+    user = f"{instruction}\n\n{inp}" if inp.strip() else instruction
+    msgs = [("user", user), ("assistant", output)]
+    system = rec.get("system")
+    if isinstance(system, str) and system.strip():
+        msgs.insert(0, ("system", system))
+    return tuple(msgs)
+
+
+def _turns(p: Path, line: int, rec: dict, key: str, role_key: str, text_key: str,
+           roles: dict[str, str]) -> tuple[tuple[str, str], ...]:
+    turns = rec[key]
+    if not isinstance(turns, list) or not turns:
+        raise DataError(str(p), "must be a non-empty list", line=line, field=key)
+    out = []
+    for j, t in enumerate(turns):
+        where = f"{key}[{j}]."
+        if not isinstance(t, dict):
+            raise DataError(str(p), "must be an object", line=line, field=f"{key}[{j}]")
+        role = _text(p, line, t, role_key, where=where)
+        if role not in roles:
+            raise DataError(str(p), f"unknown role {role!r} (expected one of {', '.join(sorted(roles))})",
+                            line=line, field=where + role_key)
+        out.append((roles[role], _text(p, line, t, text_key, where=where)))
+    if not any(r == "assistant" and c.strip() for r, c in out):
+        raise DataError(str(p), "no non-empty assistant turn", line=line, field=key)
+    if not any(r == "user" and c.strip() for r, c in out):
+        raise DataError(str(p), "no non-empty user turn", line=line, field=key)
+    return tuple(out)
+
+
+_PARSERS = {
+    "alpaca": _alpaca,
+    "sharegpt": lambda p, n, r: _turns(p, n, r, "conversations", "from", "value", _SHAREGPT_ROLES),
+    "messages": lambda p, n, r: _turns(p, n, r, "messages", "role", "content",
+                                       {k: k for k in _CHAT_ROLES}),
+}
+
+
+def check_writable(path: Path, overwrite: bool) -> None:
+    """Refuse to clobber an existing file unless asked to."""
+    if path.exists() and not overwrite:
+        raise OutputExistsError(f"{path}: already exists (pass --overwrite to replace it)")
+    if path.is_dir():
+        raise OutputExistsError(f"{path}: is a directory")
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write a file so that it is either absent, old, or complete: never half-written."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def subset_bytes(ds: Dataset, order: Sequence[int], out: Path) -> bytes:
+    """Serialise the records at ``order`` in the container of ``out`` (which follows the input)."""
+    name = out.name.lower()
+    compressed = name.endswith(".gz")
+    base = name[:-3] if compressed else name
+    if base.endswith(".parquet"):
+        import io
+
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        buf = io.BytesIO()
+        pq.write_table(pa.Table.from_pylist([ds.examples[i].record for i in order]), buf)
+        return buf.getvalue()
+    if base.endswith(".json"):
+        body = json.dumps([ds.examples[i].record for i in order], ensure_ascii=False, indent=2)
+        data = (body + "\n").encode()
+    else:
+        lines: Iterator[str] = (
+            ds.raw_lines[i] if ds.raw_lines is not None
+            else json.dumps(ds.examples[i].record, ensure_ascii=False) for i in order
+        )
+        data = "".join(line + "\n" for line in lines).encode()
+    # mtime=0 keeps gzip output byte-identical across runs
+    return gzip.compress(data, mtime=0) if compressed else data
+
+
+def default_output_name(ds: Dataset) -> str:
+    """``core.jsonl``-style name in the input's container, e.g. ``core.json.gz``."""
+    ext = {"jsonl": ".jsonl", "json": ".json", "parquet": ".parquet"}[ds.container]
+    return "core" + ext + (".gz" if ds.compressed else "")

@@ -1,0 +1,1 @@
+"""Feature extractors: model activations and hidden states (and text embeddings)."""

