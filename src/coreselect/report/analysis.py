@@ -1,0 +1,222 @@
+"""The numbers behind the report: 2-D projection, clusters, coverage curves, label statistics.
+
+Pure functions on arrays; nothing here draws or writes HTML. Every random step takes a seed.
+
+Examples
+--------
+>>> X = np.eye(4, dtype=np.float32)
+>>> covering_radii(X, np.array([0, 1, 2, 3]), [1, 4])[0].round(3).tolist()
+[1.414, 0.0]
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from coreselect.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+#: Column names taken as labels when ``label_columns`` is not given.
+LABEL_NAMES = ("category", "task", "template", "label")
+#: Auto-detected label columns must have fewer distinct values than this.
+MAX_AUTO_LABELS = 500
+
+
+def text_features(texts: Sequence[str], *, dims: int = 64, seed: int = 0) -> np.ndarray:
+    """Unit-length TF-IDF + truncated-SVD vectors: the stand-in when no feature store exists."""
+    from sklearn.decomposition import TruncatedSVD
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    tf = TfidfVectorizer(max_features=20_000, sublinear_tf=True).fit_transform(texts)
+    k = max(1, min(dims, tf.shape[1] - 1, len(texts) - 1))
+    if k < 2:
+        X = np.asarray(tf.todense(), dtype=np.float32)
+    else:
+        X = TruncatedSVD(k, random_state=seed).fit_transform(tf).astype(np.float32)
+    X -= X.mean(0)
+    X /= np.maximum(np.linalg.norm(X, axis=1, keepdims=True), 1e-12)
+    return X
+
+
+def project_2d(X: np.ndarray, *, method: str = "pca", seed: int = 0) -> np.ndarray:
+    """(n, d) -> (n, 2) with PCA (default) or UMAP (needs the ``umap-learn`` package)."""
+    if X.shape[0] < 3 or X.shape[1] < 2:
+        return np.column_stack([X[:, 0], np.zeros(len(X))]) if X.shape[1] else np.zeros((len(X), 2))
+    if method == "umap":
+        try:
+            import umap
+        except ImportError:
+            raise ConfigError("--projection umap needs the umap-learn package (pip install umap-learn)") from None
+        return umap.UMAP(n_components=2, random_state=seed).fit_transform(X).astype(np.float32)
+    if method != "pca":
+        raise ConfigError(f"--projection must be pca or umap, got {method!r}")
+    from sklearn.decomposition import PCA
+
+    solver = "randomized" if min(X.shape) > 500 else "full"
+    return PCA(n_components=2, svd_solver=solver, random_state=seed).fit_transform(X).astype(np.float32)
+
+
+def n_clusters_for(n: int) -> int:
+    """About ``sqrt(n)/2.5`` clusters, clipped to [8, 20] (and to ``n``).
+
+    >>> [n_clusters_for(n) for n in (5, 240, 2000, 50_000)]
+    [5, 8, 18, 20]
+    """
+    return int(min(n, max(8, min(20, round(math.sqrt(n) / 2.5)))))
+
+
+def kmeans(X: np.ndarray, k: int, *, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Cluster labels (n,) and centroids (k, d); sklearn up to 20,000 rows, faiss above."""
+    X = np.ascontiguousarray(X, dtype=np.float32)
+    if X.shape[0] > 20_000:
+        import faiss
+
+        km = faiss.Kmeans(X.shape[1], k, niter=20, seed=seed, verbose=False)
+        km.train(X)
+        _, labels = km.index.search(X, 1)
+        return labels[:, 0].astype(np.int64), km.centroids
+    from sklearn.cluster import KMeans
+
+    km = KMeans(n_clusters=k, n_init=3, random_state=seed).fit(X)
+    return km.labels_.astype(np.int64), km.cluster_centers_.astype(np.float32)
+
+
+def budget_prefixes(k: int, points: int = 12) -> list[int]:
+    """Geometrically spaced budgets in ``[1, k]``, always ending at ``k``.
+
+    >>> budget_prefixes(100, 5)
+    [1, 3, 10, 32, 100]
+    """
+    return sorted({int(round(v)) for v in np.geomspace(1, k, points)} | {k})
+
+
+def covering_radii(X: np.ndarray, order: np.ndarray, prefixes: Sequence[int], *,
+                   block_rows: int = 8192, block_picks: int = 512) -> tuple[np.ndarray, np.ndarray]:
+    """Covering radius and mean nearest-pick distance after each prefix of ``order``.
+
+    Keeps one running minimum of the squared distance per row and adds the picks in blocks,
+    so no n x k matrix is formed. Returns ``(radius, mean_distance)``, one value per prefix.
+    """
+    X = np.ascontiguousarray(X, dtype=np.float32)
+    sq = np.einsum("ij,ij->i", X, X)
+    min_d2 = np.full(X.shape[0], np.inf, dtype=np.float32)
+    radius, mean = [], []
+    done = 0
+    for p in sorted(prefixes):
+        for s in range(done, p, block_picks):
+            C = X[order[s:min(p, s + block_picks)]]
+            csq = sq[order[s:min(p, s + block_picks)]]
+            for r in range(0, X.shape[0], block_rows):
+                d2 = X[r:r + block_rows] @ C.T
+                d2 *= -2.0
+                d2 += sq[r:r + block_rows, None]
+                d2 += csq[None, :]
+                np.minimum(min_d2[r:r + block_rows], d2.min(1), out=min_d2[r:r + block_rows])
+        done = p
+        d = np.sqrt(np.maximum(min_d2, 0.0))
+        d[order[:p]] = 0.0
+        radius.append(float(d.max()))
+        mean.append(float(d.mean()))
+    return np.asarray(radius), np.asarray(mean)
+
+
+@dataclass
+class LabelStats:
+    """Pool vs core counts of one label column (``labels`` sorted by pool count, descending)."""
+
+    column: str
+    labels: list[str]
+    pool_counts: np.ndarray
+    core_counts: np.ndarray
+    expected_random: float  # labels a uniform random sample of the core's size covers on average
+
+    @property
+    def n_pool(self) -> int:
+        return len(self.labels)
+
+    @property
+    def n_covered(self) -> int:
+        return int((self.core_counts > 0).sum())
+
+    @property
+    def tv_distance(self) -> float:
+        """Total-variation distance between pool and core label shares (0 = same balance)."""
+        p = self.pool_counts / max(self.pool_counts.sum(), 1)
+        q = self.core_counts / max(self.core_counts.sum(), 1)
+        return float(0.5 * np.abs(p - q).sum())
+
+
+def detect_label_columns(records: Sequence[dict[str, Any]]) -> list[str]:
+    """String columns named like labels with fewer than :data:`MAX_AUTO_LABELS` values."""
+    out = []
+    keys = {k for r in records[:1000] for k in r}
+    for key in sorted(keys, key=lambda k: (LABEL_NAMES.index(k.lower()) if k.lower() in LABEL_NAMES else 99, k)):
+        if key.lower() not in LABEL_NAMES:
+            continue
+        values = [r.get(key) for r in records]
+        strings = [v for v in values if isinstance(v, str)]
+        if len(strings) < 0.9 * len(values):
+            continue
+        if len(set(strings)) < MAX_AUTO_LABELS:
+            out.append(key)
+    return out
+
+
+def label_value(record: dict[str, Any], column: str) -> str:
+    """A record's label in ``column`` as text; ``(missing)`` when absent or null."""
+    v = record.get(column)
+    if v is None:
+        return "(missing)"
+    return v if isinstance(v, str) else str(v)
+
+
+def label_stats(records: Sequence[dict[str, Any]], column: str, core_rows: np.ndarray) -> LabelStats:
+    """Counts of each label of ``column`` in the pool and in the core rows."""
+    values = [label_value(r, column) for r in records]
+    pool = Counter(values)
+    core = Counter(values[i] for i in core_rows.tolist())
+    labels = [lab for lab, _ in sorted(pool.items(), key=lambda kv: (-kv[1], kv[0]))]
+    pc = np.array([pool[lab] for lab in labels], dtype=np.int64)
+    cc = np.array([core.get(lab, 0) for lab in labels], dtype=np.int64)
+    return LabelStats(column, labels, pc, cc, expected_coverage(pc, len(core_rows)))
+
+
+def expected_coverage(counts: np.ndarray, k: int) -> float:
+    """Expected number of labels hit by a uniform sample of ``k`` of ``sum(counts)`` items.
+
+    >>> round(expected_coverage(np.array([1, 1]), 1), 3)
+    1.0
+    """
+    n = int(counts.sum())
+    if k >= n:
+        return float((counts > 0).sum())
+    # P(label missed) = C(n - c, k) / C(n, k), in log space
+    lg = math.lgamma
+    base = lg(n - k + 1) - lg(n + 1)
+    miss = [math.exp(lg(n - c + 1) - lg(n - c - k + 1) + base) if n - c >= k else 0.0 for c in counts.tolist()]
+    return float(len(counts) - sum(miss))
+
+
+def validate_label_columns(records: Sequence[dict[str, Any]], columns: Sequence[str]) -> list[str]:
+    """Check that each requested column occurs in at least one record."""
+    keys = {k for r in records for k in r}
+    for c in columns:
+        if c not in keys:
+            raise ConfigError(f"--label-columns: no record has a column {c!r} "
+                              f"(columns: {', '.join(sorted(keys)) or 'none'})")
+    return list(columns)
+
+
+__all__ = [
+    "LabelStats", "budget_prefixes", "covering_radii", "detect_label_columns", "expected_coverage",
+    "kmeans", "label_stats", "label_value", "n_clusters_for", "project_2d", "text_features",
+    "validate_label_columns",
+]

@@ -1,0 +1,57 @@
+"""Shared fixtures: the real default model's tokenizer, a tiny random Llama, shared data paths."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def default_spec():
+    from coreselect.models import resolve_model
+
+    return resolve_model()
+
+
+@pytest.fixture(scope="session")
+def tokenizer(default_spec):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(default_spec.path)
+    if tok.pad_token_id is None:
+        tok.pad_token = tok.eos_token
+    return tok
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tokenizer):
+    """A randomly initialised 4-layer Llama with the real tokenizer's vocabulary (fast)."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    cfg = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=48,
+                      num_hidden_layers=4, num_attention_heads=4, num_key_value_heads=2,
+                      max_position_embeddings=1024)
+    return LlamaForCausalLM(cfg).eval()
+
+
+@pytest.fixture
+def alpaca_file(tmp_path):
+    def make(records, name="data.jsonl"):
+        p = tmp_path / name
+        p.write_text("".join(json.dumps(r) + "\n" for r in records))
+        return p
+
+    return make
+
+
+def shared(name: str) -> Path:
+    p = SHARED_DATA / name
+    if not p.is_file():
+        pytest.skip(f"shared data {p} not present")
+    return p
