@@ -73,7 +73,7 @@ def test_sharegpt_and_messages(tmp_path):
 
 def test_bad_record_names_file_line_field(alpaca_file):
     p = alpaca_file([ALPACA[0], {"instruction": "x", "output": 3}])
-    with pytest.raises(DataError, match=r'data.jsonl:2: field "output": must be a string, got int'):
+    with pytest.raises(DataError, match=r'data.jsonl:2: field "output": must be a string, got a JSON number'):
         load_dataset(p)
 
 

@@ -19,15 +19,37 @@ def brute_force_kcenter(X, k, first):
     return picked, np.array(radius)
 
 
+@pytest.mark.parametrize("algorithm", ["dense", "pruned", "torch"])
 @pytest.mark.parametrize("seed", range(5))
-def test_matches_brute_force(seed):
+def test_matches_brute_force(seed, algorithm):
     rng = np.random.default_rng(seed)
     X = rng.normal(size=(60, 5)).astype(np.float32)
     first = int(rng.integers(60))
     ref, ref_r = brute_force_kcenter(X.astype(np.float64), 12, first)
-    idx, radii = kcenter_greedy(X, 12, first=first, block_rows=7)  # blocks smaller than N
+    idx, radii = kcenter_greedy(X, 12, first=first, algorithm=algorithm, block_rows=7)
     assert idx.tolist() == ref
     np.testing.assert_allclose(radii, ref_r, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_pruned_equals_dense_on_clustered_data(seed):
+    """Clustered data is where pruning skips most groups; the picks must not change."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(20, 16)) * 5
+    X = (centres[rng.integers(20, size=3000)] + rng.normal(size=(3000, 16))).astype(np.float32)
+    X /= np.linalg.norm(X, axis=1, keepdims=True)
+    dense = kcenter_greedy(X, 400, first=0, algorithm="dense")
+    pruned = kcenter_greedy(X, 400, first=0, algorithm="pruned")
+    assert pruned[0].tolist() == dense[0].tolist()
+    np.testing.assert_allclose(pruned[1], dense[1], rtol=1e-3, atol=1e-4)
+
+
+def test_duplicates_fill_the_budget():
+    X = np.repeat(np.eye(3, dtype=np.float32), 4, axis=0)  # 3 distinct points, 4 copies each
+    for algorithm in ("dense", "pruned"):
+        idx, radii = kcenter_greedy(X, 8, first=0, algorithm=algorithm)
+        assert len(set(idx.tolist())) == 8
+        assert radii[2:].max() == 0.0
 
 
 def test_deterministic_for_a_seed_and_differs_across_seeds():

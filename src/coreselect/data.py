@@ -18,6 +18,7 @@ import json
 import logging
 import os
 import tempfile
+import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -78,6 +79,8 @@ class Dataset:
     fingerprint: str
     raw_lines: list[str] | None = None  # JSONL: the exact source lines, for byte-exact export
     skipped: list[str] = field(default_factory=list)  # one-line reasons (``on_error="skip"``)
+    #: Records whose conversation repeats an earlier record's; they are kept (and warned about).
+    duplicates: int = 0
 
     def __len__(self) -> int:
         return len(self.examples)
@@ -94,6 +97,8 @@ def load_dataset(path: str | os.PathLike[str], *, on_error: Literal["raise", "sk
     ('alpaca', True)
     """
     p = Path(path)
+    if p.is_dir():
+        raise DataError(str(p), "is a directory, not a data file")
     name = p.name.lower()
     compressed = name.endswith(".gz")
     base = name[:-3] if compressed else name
@@ -105,19 +110,17 @@ def load_dataset(path: str | os.PathLike[str], *, on_error: Literal["raise", "sk
         container = "parquet"
     else:
         raise DataError(str(p), "unknown file type (expected .jsonl, .json or .parquet, optionally .gz)")
-    if p.is_dir():
-        raise DataError(str(p), "is a directory, not a data file")
     try:
         data = p.read_bytes()
     except FileNotFoundError:
         raise DataError(str(p), "file not found") from None
     except OSError as err:
-        raise DataError(str(p), f"cannot read file ({err.strerror})") from None
+        raise DataError(str(p), f"cannot read file ({err.strerror or err})") from None
     fingerprint = "sha256:" + hashlib.sha256(data).hexdigest()
     if compressed:
         try:
             data = gzip.decompress(data)
-        except (OSError, EOFError) as err:
+        except (OSError, EOFError, zlib.error) as err:
             raise DataError(str(p), f"corrupted gzip ({err})") from None
     raw_lines: list[str] | None = None
     if container == "parquet":
@@ -129,10 +132,13 @@ def load_dataset(path: str | os.PathLike[str], *, on_error: Literal["raise", "sk
         else:
             rows = _read_json_array(p, text)
     if not rows:
-        raise DataError(str(p), "no records (empty file)")
+        what = "empty file" if not data else "only whitespace" if not data.strip() else "empty list"
+        raise DataError(str(p), f"no records ({what})")
     ds = Dataset(p, "alpaca", container, compressed, [], fingerprint)
     fmt: Format | None = None
     keep_lines: list[str] = []
+    seen: dict[tuple[tuple[str, str], ...], int] = {}  # conversation -> its first line
+    dup_example = ""
     for i, (line, rec) in enumerate(rows):
         if isinstance(rec, _Invalid):
             ds.skipped.append(str(rec))
@@ -142,13 +148,18 @@ def load_dataset(path: str | os.PathLike[str], *, on_error: Literal["raise", "sk
             if fmt is None:
                 fmt = rec_fmt
             elif rec_fmt != fmt:
-                raise DataError(str(p), f"{rec_fmt} record in a {fmt} file (mixed formats)", line=line)
+                raise DataError(str(p), f"{rec_fmt} record after {fmt} records (mixed formats)", line=line)
             messages = _PARSERS[rec_fmt](p, line, rec)
         except DataError as err:
             if on_error == "raise":
                 raise
             ds.skipped.append(str(err))
             continue
+        if messages in seen:
+            ds.duplicates += 1
+            dup_example = dup_example or f"line {line} repeats line {seen[messages]}"
+        else:
+            seen[messages] = line
         ds.examples.append(Example(len(ds.examples), messages, rec, line, i))
         if raw_lines is not None:
             keep_lines.append(raw_lines[i])
@@ -158,6 +169,9 @@ def load_dataset(path: str | os.PathLike[str], *, on_error: Literal["raise", "sk
     ds.raw_lines = keep_lines if raw_lines is not None else None
     if ds.skipped:
         log.warning("%s: skipped %d bad records", p, len(ds.skipped))
+    if ds.duplicates:
+        log.warning("%s: %d duplicate records, kept (same conversation as an earlier record, e.g. %s)",
+                    p, ds.duplicates, dup_example)
     return ds
 
 
@@ -181,8 +195,8 @@ def _read_jsonl(p: Path, text: str, on_error: str) -> tuple[list[tuple[int, Any]
             continue
         try:
             rows.append((n, json.loads(line)))
-        except json.JSONDecodeError as err:
-            e = DataError(str(p), f"invalid JSON ({err.msg} at column {err.colno})", line=n)
+        except (ValueError, RecursionError) as err:
+            e = DataError(str(p), _json_problem(err), line=n)
             if on_error == "raise":
                 raise e from None
             rows.append((n, _Invalid(e)))
@@ -190,6 +204,14 @@ def _read_jsonl(p: Path, text: str, on_error: str) -> tuple[list[tuple[int, Any]
             continue
         raw.append(line.rstrip("\r"))
     return rows, raw
+
+
+def _json_problem(err: ValueError | RecursionError) -> str:
+    if isinstance(err, json.JSONDecodeError):
+        return f"invalid JSON ({err.msg} at column {err.colno})"
+    if isinstance(err, RecursionError):
+        return "invalid JSON (nested too deeply)"
+    return f"invalid JSON ({str(err).splitlines()[0]})"  # e.g. an integer with > 4300 digits
 
 
 def _read_json_array(p: Path, text: str) -> list[tuple[int, Any]]:
@@ -220,8 +242,12 @@ def _read_json_array(p: Path, text: str) -> list[tuple[int, Any]]:
             return rows
         try:
             obj, end = dec.raw_decode(text, pos)
-        except json.JSONDecodeError as err:
-            raise DataError(str(p), f"invalid JSON ({err.msg})", line=err.lineno) from None
+        except (ValueError, RecursionError) as err:
+            if isinstance(err, json.JSONDecodeError) and err.pos >= len(text.rstrip()):
+                raise DataError(str(p), "truncated JSON array (the file ends inside a record)",
+                                line=err.lineno) from None
+            at = err.lineno if isinstance(err, json.JSONDecodeError) else line
+            raise DataError(str(p), _json_problem(err), line=at) from None
         rows.append((line, obj))
         pos = skip_ws(end)
         if pos < n and text[pos] == ",":
@@ -248,7 +274,7 @@ def _read_parquet(p: Path) -> list[tuple[int, Any]]:
 
 def _detect(p: Path, line: int, rec: Any) -> Format:
     if not isinstance(rec, dict):
-        raise DataError(str(p), f"record is a JSON {type(rec).__name__}, expected an object", line=line)
+        raise DataError(str(p), f"record is a JSON {_json_type(rec)}, expected an object", line=line)
     if "conversations" in rec:
         return "sharegpt"
     if "messages" in rec:
@@ -271,8 +297,21 @@ def _text(p: Path, line: int, rec: dict, key: str, *, required: bool = True, whe
             raise DataError(str(p), "is null", line=line, field=name)
         return ""
     if not isinstance(v, str):
-        raise DataError(str(p), f"must be a string, got {type(v).__name__}", line=line, field=name)
+        raise DataError(str(p), f"must be a string, got a JSON {_json_type(v)}", line=line, field=name)
+    try:
+        v.encode("utf-8")
+    except UnicodeEncodeError:
+        raise DataError(str(p), "holds an invalid \\u escape (a lone surrogate)", line=line, field=name) from None
     return v
+
+
+def _json_type(v: Any) -> str:
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return "boolean"
+    return {dict: "object", list: "array", str: "string", int: "number", float: "number"}.get(
+        type(v), type(v).__name__)
 
 
 def _alpaca(p: Path, line: int, rec: dict) -> tuple[tuple[str, str], ...]:

@@ -4,7 +4,19 @@ from __future__ import annotations
 
 
 class CoreselectError(Exception):
-    """Base class: the CLI prints ``str(err)`` on one line and exits with code 2."""
+    """Base class: the CLI prints ``str(err)`` on one line and exits with code 2.
+
+    Messages that quote another library's error may hold line breaks; ``str`` joins the lines
+    with ``" | "`` so that the error always stays on one line.
+
+    Examples
+    --------
+    >>> str(CoreselectError("cannot load model (first line\\nsecond line)"))
+    'cannot load model (first line | second line)'
+    """
+
+    def __str__(self) -> str:
+        return " | ".join(line.strip() for line in super().__str__().splitlines() if line.strip())
 
 
 class DataError(CoreselectError):

@@ -103,11 +103,22 @@ def resolve_model(spec: str | None = None, *, trust_remote_code: bool = False) -
     if path.exists():
         if not path.is_dir() or not (path / "config.json").is_file():
             raise ModelError(f"{path}: not a model folder (no config.json)")
+        _check_config(path / "config.json")
         return ModelSpec(name, str(path.resolve()), _folder_fingerprint(path))
     if name.startswith((".", "/", "~")) or name.count("/") > 1:
         raise ModelError(f"{name}: model path not found")
     # A hub id: the revision pins the content; transformers resolves it (needs the hub).
     return ModelSpec(name, name, f"hub:{name}")
+
+
+def _check_config(path: Path) -> None:
+    """Fail early (before any store is created) on a ``config.json`` that cannot load."""
+    try:
+        cfg = json.loads(path.read_bytes())
+    except (OSError, ValueError) as err:
+        raise ModelError(f"{path}: not a valid model config ({type(err).__name__}: {err})") from None
+    if not isinstance(cfg, dict):
+        raise ModelError(f"{path}: not a valid model config (a JSON object is expected)")
 
 
 def _from_gguf(name: str, gguf: Path) -> ModelSpec:
@@ -207,7 +218,7 @@ def load_model(
         )
     except OSError as err:
         raise ModelError(f"{spec.name}: cannot load model ({err})".splitlines()[0]) from None
-    except (ValueError, RuntimeError, KeyError) as err:
+    except Exception as err:  # transformers raises many types for a bad folder (ValueError, KeyError, ...)
         raise ModelError(f"{spec.name}: cannot load model ({type(err).__name__}: {err})".splitlines()[0]) from None
     model.to(device).eval()
     if tok.pad_token_id is None:

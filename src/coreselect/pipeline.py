@@ -106,7 +106,12 @@ def run_select(job: SelectJob) -> SelectResult:
     store = None
     if selector.needs_features:
         t = time.perf_counter()
-        spec = resolve_model(job.model, trust_remote_code=job.trust_remote_code)
+        if job.features.kind == "text":
+            from coreselect.features.text import resolve_text_model
+
+            spec = resolve_text_model(job.model)
+        else:
+            spec = resolve_model(job.model, trust_remote_code=job.trust_remote_code)
         key = store_key(ds.fingerprint, spec, job.features)
         store = extract_features(ds, spec, job.features, features_dir(job, key), progress=job.progress,
                                  trust_remote_code=job.trust_remote_code)
@@ -146,7 +151,8 @@ def _manifest(job: SelectJob, ds: Dataset, k: int, selector: Any, store: Feature
         "data": {"path": str(ds.path), "fingerprint": ds.fingerprint, "format": ds.format,
                  "container": ds.container},
         "budget": {"ratio": job.ratio, "n": job.n, "n_selected": k},
-        "counts": {"pool": len(ds), "selected": int(len(idx)), "skipped": len(ds.skipped)},
+        "counts": {"pool": len(ds), "selected": int(len(idx)), "skipped": len(ds.skipped),
+                   "duplicates": ds.duplicates},
         "method": {"name": job.method, "params": _jsonable(selector.get_params())},
         "order": "input" if job.keep_order else "selection",
     }

@@ -10,6 +10,12 @@ Shards cover fixed row ranges of the input, so any executor (this process, a Ray
 can write any shard; each is written to a temporary file and renamed, so a shard file that
 exists is complete. A rerun skips the shards already there (resume after a crash or Ctrl-C).
 Reads go through ``safetensors`` (memory-mapped, never pickle).
+
+Shard file names come from the plan (``n_rows`` and ``shard_rows``, validated as positive
+integers), never from paths stored in the manifest, so a tampered manifest cannot make the
+store read or write outside its directory. Temporary files left by a killed writer
+(``.shard-00003.safetensors.*.tmp``) never match a shard name and are removed by
+:meth:`FeatureStore.finalize`.
 """
 
 from __future__ import annotations
@@ -31,6 +37,8 @@ log = logging.getLogger(__name__)
 
 STORE_FORMAT = "coreselect-features/1"
 _SHARD_RE = re.compile(r"^shard-(\d{5})\.safetensors$")
+#: Temporary files of :func:`~coreselect.data.atomic_write_bytes`: ``.<name>.<random>.tmp``.
+_TMP_RE = re.compile(r"^\..+\.tmp$")
 #: Per-row statistics stored next to the features (int32).
 ROW_STATS = ("n_tokens", "prompt_tokens", "response_tokens", "truncated")
 
@@ -67,24 +75,32 @@ class FeatureStore:
         ``shard_rows``. A directory with a different key is refused, never overwritten.
         """
         root = Path(root)
+        if root.exists() and not root.is_dir():
+            raise StoreError(f"{root}: exists and is not a directory")
         path = root / "manifest.json"
         if path.exists():
             old = _read_manifest(path)
             if old.get("key") != manifest["key"]:
-                raise StoreError(
-                    f"{root}: holds features of other data, model or options "
-                    f"(key {old.get('key', '?')[:12]} != {manifest['key'][:12]}); "
-                    "use another directory or delete it"
-                )
+                raise StoreError(f"{root}: holds features of {_difference(old, manifest)}, not of this "
+                                 "run; use another directory or delete it")
+            if old["n_rows"] != manifest["n_rows"]:
+                raise StoreError(f"{path}: n_rows is {old['n_rows']} but the data has "
+                                 f"{manifest['n_rows']} rows; delete the directory")
+            if old["shard_rows"] != manifest["shard_rows"]:
+                log.info("%s: resuming with its own %d rows per shard", root, old["shard_rows"])
             store = cls(root, old)
+            if old.get("complete") and store.pending():
+                log.warning("%s: %d shards are missing; extracting them again", root, len(store.pending()))
+                store.manifest["complete"] = False
             done = len(store.finished_shards())
             if done:
                 log.info("%s: resuming, %d of %d shards already done", root, done, len(store.plan()))
             return store
-        if root.exists() and any(root.iterdir()):
+        if root.exists() and any(not _TMP_RE.match(p.name) for p in root.iterdir()):
             raise StoreError(f"{root}: exists and is not a feature store; use an empty directory")
         root.mkdir(parents=True, exist_ok=True)
         m = {"format": STORE_FORMAT, "complete": False, **manifest}
+        _check_manifest(path, m)
         atomic_write_bytes(path, _dumps(m))
         return cls(root, m)
 
@@ -107,7 +123,8 @@ class FeatureStore:
         return plan_shards(self.manifest["n_rows"], self.manifest["shard_rows"])
 
     def finished_shards(self) -> set[int]:
-        return {int(m.group(1)) for p in self.root.iterdir() if (m := _SHARD_RE.match(p.name))}
+        """Shards whose file exists (temporary files of unfinished writes never count)."""
+        return {int(m.group(1)) for p in self.root.iterdir() if (m := _SHARD_RE.match(p.name)) and p.is_file()}
 
     def pending(self) -> list[ShardPlan]:
         done = self.finished_shards()
@@ -140,6 +157,10 @@ class FeatureStore:
             dims = {k: int(f.get_slice(k).get_shape()[1]) for k in f.keys() if k not in ROW_STATS}
         self.manifest.update({"complete": True, "dims": dims, **extra})
         atomic_write_bytes(self.root / "manifest.json", _dumps(self.manifest))
+        for p in self.root.iterdir():  # left by writers killed mid-write; never read
+            if _TMP_RE.match(p.name) and p.is_file():
+                log.debug("removing leftover temporary file %s", p)
+                p.unlink(missing_ok=True)
 
     # -- reading ---------------------------------------------------------------------------
     @property
@@ -157,15 +178,23 @@ class FeatureStore:
             path = self.root / sp.filename
             try:
                 with safe_open(str(path), framework="np") as f:
+                    start = (f.metadata() or {}).get("start")
+                    if start != str(sp.start):
+                        raise StoreError(f"{path}: shard starts at row {start}, expected {sp.start}; "
+                                         "delete it and rerun extract")
                     for k in names:
                         a = f.get_tensor(k)
                         if a.shape[0] != sp.end - sp.start:
-                            raise StoreError(f"{path}: {k} has {a.shape[0]} rows, expected {sp.end - sp.start}")
+                            raise StoreError(f"{path}: {k} has {a.shape[0]} rows, expected "
+                                             f"{sp.end - sp.start}; delete it and rerun extract")
                         parts[k].append(a)
-            except (OSError, ValueError, KeyError) as err:
-                raise StoreError(f"{path}: unreadable shard ({err})") from None
-            except Exception as err:  # safetensors raises its own error type on corruption
-                raise StoreError(f"{path}: corrupted shard ({type(err).__name__}: {err})") from None
+            except StoreError:
+                raise
+            except FileNotFoundError:
+                raise StoreError(f"{path}: shard missing; rerun extract to resume") from None
+            except Exception as err:  # OSError, KeyError, or safetensors' own error on corruption
+                raise StoreError(f"{path}: corrupted shard ({type(err).__name__}: {err}); "
+                                 "delete it and rerun extract to recreate it") from None
         return {k: np.concatenate(v) for k, v in parts.items()}
 
 
@@ -180,4 +209,39 @@ def _read_manifest(path: Path) -> dict[str, Any]:
         raise StoreError(f"{path}: unreadable manifest ({err})") from None
     if not isinstance(m, dict) or "n_rows" not in m or "shard_rows" not in m:
         raise StoreError(f"{path}: not a feature-store manifest")
+    _check_manifest(path, m)
     return m
+
+
+def _check_manifest(path: Path, m: dict[str, Any]) -> None:
+    """The fields that decide which files are read must be what they claim to be."""
+    for name in ("n_rows", "shard_rows"):
+        v = m.get(name)
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise StoreError(f'{path}: field "{name}": must be a positive integer, got {v!r}')
+    if not isinstance(m.get("key"), str):
+        raise StoreError(f'{path}: field "key": must be a string')
+    dims = m.get("dims", {})
+    if not isinstance(dims, dict) or not all(isinstance(v, int) and not isinstance(v, bool) for v in dims.values()):
+        raise StoreError(f'{path}: field "dims": must map group names to integers')
+
+
+def _difference(old: dict[str, Any], new: dict[str, Any]) -> str:
+    """What differs between a stored manifest and a new one, for the user."""
+    parts = []
+    for key, what in (("data", "data"), ("model", "model")):
+        a, b = old.get(key) or {}, new.get(key) or {}
+        fa = a.get("fingerprint") if isinstance(a, dict) else a
+        fb = b.get("fingerprint") if isinstance(b, dict) else b
+        if fa != fb:
+            name = f"{a.get('path')}, " if isinstance(a, dict) and a.get("path") else ""
+            parts.append(f"other {what} (stored: {name}{str(fa)[:19]}; now: {str(fb)[:19]})")
+    a, b = old.get("config") or {}, new.get("config") or {}
+    if isinstance(a, dict) and isinstance(b, dict):
+        diff = [f"{k} {a.get(k)!r} != {b.get(k)!r}" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+        if diff:
+            parts.append("other options (" + ", ".join(diff) + ")")
+    elif a != b:
+        parts.append("other options")
+    return "; ".join(parts) or (f"other data, model or options (key {str(old.get('key'))[:12]} "
+                                f"!= {str(new.get('key'))[:12]})")

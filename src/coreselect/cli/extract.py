@@ -33,11 +33,19 @@ def run(args: argparse.Namespace) -> int:
     if args.shard_rows is not None and args.shard_rows < 1:
         raise ConfigError(f"--shard-rows must be positive, got {args.shard_rows}")
     ds = load_dataset(args.data, on_error=args.on_error)
-    spec = resolve_model(args.model, trust_remote_code=args.trust_remote_code)
+    if args.features == "text":
+        from coreselect.features.text import resolve_text_model
+
+        spec = resolve_text_model(args.model)
+    else:
+        spec = resolve_model(args.model, trust_remote_code=args.trust_remote_code)
     store = extract_features(ds, spec, feature_config(args), args.output,
                              shard_rows=args.shard_rows or SHARD_ROWS, progress=not args.no_progress,
                              trust_remote_code=args.trust_remote_code)
     m = store.manifest
     dims = ", ".join(f"{k} ({v})" for k, v in m["dims"].items())
     print(f"{m['n_rows']} examples, {m['stats']['tokens']} tokens -> {store.root}: {dims}")
+    if ds.skipped:
+        more = f" (and {len(ds.skipped) - 3} more)" if len(ds.skipped) > 3 else ""
+        print(f"skipped {len(ds.skipped)} bad records: " + "; ".join(ds.skipped[:3]) + more)
     return 0

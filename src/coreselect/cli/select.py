@@ -41,6 +41,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="write the core set in input order (default: selection order)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--report", default=None, metavar="PATH",
+                   help="also write an HTML report of the selection (see `coreselect report`)")
     add_feature_args(p)
     p.set_defaults(run=run)
 
@@ -68,12 +70,24 @@ def run(args: argparse.Namespace) -> int:
         keep_order=args.keep_order, overwrite=args.overwrite, on_error=args.on_error,
         progress=not args.no_progress, trust_remote_code=args.trust_remote_code,
     )
+    if args.report:
+        from pathlib import Path
+
+        from coreselect.data import check_writable
+
+        check_writable(Path(args.report), args.overwrite)  # fail before the slow part
     res = run_select(job)
+    if args.report:
+        from coreselect.report import build_report
+
+        build_report(res.manifest_path, args.report, overwrite=args.overwrite)
     m = res.manifest
     t = m["timings"]
     print(f"selected {m['counts']['selected']} of {m['counts']['pool']} examples "
           f"({m['method']['name']}) -> {res.output}")
     print(f"manifest: {res.manifest_path}")
+    if args.report:
+        print(f"report: {args.report}")
     print("timings: " + ", ".join(f"{k} {v:.1f}s" for k, v in t.items()))
     if m["counts"]["skipped"]:
         print(f"skipped {m['counts']['skipped']} bad records (listed in the manifest)")

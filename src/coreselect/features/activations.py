@@ -31,10 +31,11 @@ class FeatureConfig:
     """What to extract. ``layers`` are 0-based decoder-layer indices (negative from the end).
 
     ``kind="activations"`` taps MLP neurons (``mlp.L``); ``kind="hidden"`` taps layer outputs
-    (``hidden.L``); ``with_hidden`` adds the hidden states of the same layers to activations.
+    (``hidden.L``); ``with_hidden`` adds the hidden states of the same layers to activations;
+    ``kind="text"`` embeds the text with a sentence encoder (layers and pooling unused).
     """
 
-    kind: Literal["activations", "hidden"] = "activations"
+    kind: Literal["activations", "hidden", "text"] = "activations"
     layers: tuple[int, ...] = (15,)
     pooling: Pooling = "mean"
     span: Span = "all"

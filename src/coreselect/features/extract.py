@@ -10,7 +10,7 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -84,12 +84,23 @@ def extract_features(
     pending = store.pending()
     if pending:
         t0 = time.perf_counter()
-        m, tok = loaded or load_model(model, trust_remote_code=trust_remote_code)
-        extractor = ActivationExtractor(m, tok, config)
-        template = "chat template" if has_chat_template(tok) else "Alpaca-style prompt (no chat template)"
-        log.info("extracting %s with %s (%s), %d shards to go", ",".join(extractor.groups),
-                 model.name, template, len(pending))
-        _run(store, ds, extractor, pending, batch_tokens, progress)
+        if config.kind == "text":
+            from coreselect.features.text import TextEmbedder
+
+            text = TextEmbedder(model, config.max_length)
+            shard_fn = text.extract_shard
+            log.info("embedding text with %s, %d shards to go", model.name, len(pending))
+        else:
+            m, tok = loaded or load_model(model, trust_remote_code=trust_remote_code)
+            extractor = ActivationExtractor(m, tok, config)
+            template = "chat template" if has_chat_template(tok) else "Alpaca-style prompt (no chat template)"
+            log.info("extracting %s with %s (%s), %d shards to go", ",".join(extractor.groups),
+                     model.name, template, len(pending))
+
+            def shard_fn(examples: Sequence[Example]) -> dict[str, np.ndarray]:
+                return extract_shard(extractor, examples, batch_tokens=batch_tokens)
+
+        _run(store, ds, shard_fn, pending, progress)
         seconds = time.perf_counter() - t0
     else:
         seconds = 0.0
@@ -102,8 +113,8 @@ def extract_features(
     return store
 
 
-def _run(store: FeatureStore, ds: Dataset, extractor: ActivationExtractor, pending: list[ShardPlan],
-         batch_tokens: int, progress: bool) -> None:
+def _run(store: FeatureStore, ds: Dataset, shard_fn: Callable[[Sequence[Example]], dict[str, np.ndarray]],
+         pending: list[ShardPlan], progress: bool) -> None:
     from tqdm.auto import tqdm
 
     total = store.manifest["n_rows"]
@@ -112,7 +123,7 @@ def _run(store: FeatureStore, ds: Dataset, extractor: ActivationExtractor, pendi
     with tqdm(total=total, initial=done_rows, unit="ex", desc="extract", disable=not progress,
               dynamic_ncols=True) as bar:
         for plan in pending:
-            arrays = extract_shard(extractor, ds.examples[plan.start:plan.end], batch_tokens=batch_tokens)
+            arrays = shard_fn(ds.examples[plan.start:plan.end])
             store.write_shard(plan, arrays)
             tokens += int(arrays["n_tokens"].sum())
             bar.update(plan.end - plan.start)

@@ -114,10 +114,11 @@ table.kv th{font-weight:600;color:var(--muted);white-space:nowrap}
 .grid{display:grid;grid-template-columns:1fr 1fr;gap:0 32px}
 figure{margin:8px 0 16px}figure img{max-width:100%;height:auto;border:1px solid var(--line);border-radius:4px}
 figcaption,.note{color:var(--muted);font-size:13px}
-.ex{margin:4px 0 4px 0;padding:4px 10px;border-left:3px solid var(--line);font-size:13px}
+.ex{margin:0 0 3px;padding:1px 8px;border-left:3px solid var(--line);font-size:12.5px;line-height:1.35}
 .ex.in{border-left-color:var(--core)}
 .tag{display:inline-block;font-size:11px;padding:0 6px;border-radius:8px;background:var(--core);color:#fff}
-#picks td{max-width:460px;overflow-wrap:anywhere}
+#picks td,#clusters-table td{max-width:460px;overflow-wrap:anywhere}
+#clusters-table td:last-child{max-width:none}
 #q{font:inherit;padding:5px 10px;width:340px;border:1px solid #9fb3c8;border-radius:6px;margin:4px 12px 4px 0}
 @media (max-width:900px){.grid{grid-template-columns:1fr}}
 """

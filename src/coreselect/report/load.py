@@ -33,7 +33,8 @@ class ReportInputs:
 
     ``rows`` are the dataset rows (= feature-store rows) of the picks in pick order;
     ``features`` the (n_pool, d) float32 matrix the map, clusters and coverage use;
-    ``row_stats`` the store's per-row token counts, or ``None`` without a store.
+    ``row_stats`` the store's per-row token counts and ``store_manifest`` its manifest, or
+    ``None`` without a store.
     """
 
     manifest_path: Path
@@ -44,6 +45,7 @@ class ReportInputs:
     feature_source: str
     from_store: bool
     row_stats: dict[str, np.ndarray] | None
+    store_manifest: dict[str, Any] | None = None
 
 
 def load_manifest(path: str | Path) -> dict[str, Any]:
@@ -102,7 +104,7 @@ def load_inputs(manifest_path: str | Path, *, data_path: str | Path | None = Non
         groups = ", ".join(sorted(loaded))
         source = f"{groups} ({X.shape[1]} dims, {norm})"
         del loaded
-        return ReportInputs(mpath, m, ds, rows, X, source, True, stats)
+        return ReportInputs(mpath, m, ds, rows, X, source, True, stats, store.manifest)
     from coreselect.report.analysis import text_features
 
     X = text_features([ex.prompt + "\n" + ex.response for ex in ds.examples], seed=seed)

@@ -51,12 +51,12 @@ def map_plot(P: np.ndarray, core: np.ndarray, clusters: np.ndarray, *, projectio
     """Two panels: the pool with the core highlighted, and the pool coloured by cluster."""
     fig, (a, b) = _figure(12, 5.2, 2)
     n = len(P)
-    s_pool = float(np.clip(3000 / max(n, 1), 1.5, 12))
+    s_pool = float(np.clip(8000 / max(n, 1), 3, 14))
     mask = np.zeros(n, dtype=bool)
     mask[core] = True
-    a.scatter(P[~mask, 0], P[~mask, 1], s=s_pool, c=POOL, alpha=0.45, linewidths=0, label=f"pool ({n:,})",
+    a.scatter(P[~mask, 0], P[~mask, 1], s=s_pool, c=POOL, alpha=0.55, linewidths=0, label=f"pool ({n:,})",
               rasterized=True)
-    a.scatter(P[mask, 0], P[mask, 1], s=max(s_pool * 2.2, 6), c=CORE, alpha=0.9, linewidths=0.3,
+    a.scatter(P[mask, 0], P[mask, 1], s=max(s_pool * 3, 12), c=CORE, alpha=0.9, linewidths=0.4,
               edgecolors="white", label=f"core ({mask.sum():,})", rasterized=True)
     a.set_title("pool and core")
     a.legend(loc="best", frameon=False, markerscale=2)
@@ -95,7 +95,6 @@ def coverage_plot(curve: np.ndarray | None, prefixes: Sequence[int], picks: np.n
     ax.set_xscale("log")
     ax.set_xlabel("number picked")
     ax.set_ylabel("covering radius (max distance to nearest pick)")
-    ax.set_ylim(bottom=0)
     ax.legend(frameon=False)
     _style(ax)
     return to_data_uri(fig)
@@ -124,7 +123,7 @@ def length_plot(pool: dict[str, np.ndarray], core: dict[str, np.ndarray], *, uni
 def share_plot(names: Sequence[str], pool_share: np.ndarray, core_share: np.ndarray, *, title: str) -> str:
     """Horizontal grouped bars: share of each group in the pool and in the core."""
     n = len(names)
-    fig, ax = _figure(9, max(2.2, 0.32 * n + 1.0))
+    fig, ax = _figure(9, max(2.2, 0.26 * n + 1.0))
     y = np.arange(n)
     ax.barh(y - 0.2, pool_share * 100, height=0.4, color=POOL, label="pool")
     ax.barh(y + 0.2, core_share * 100, height=0.4, color=CORE, label="core")

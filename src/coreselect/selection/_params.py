@@ -31,7 +31,7 @@ def _fail(owner: str, name: str, what: str, value: Any) -> ConfigError:
 
 def check_int(owner: str, name: str, value: Any, low: int, high: int | None = None) -> int:
     """Return ``value`` as an ``int`` in ``[low, high]`` (no upper bound when ``high`` is None)."""
-    span = f"[{low}, {high}]" if high is not None else f">= {low}"
+    span = f"in [{low}, {high}]" if high is not None else f">= {low}"
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         raise _fail(owner, name, f"an int {span}", value)
     if value < low or (high is not None and value > high):

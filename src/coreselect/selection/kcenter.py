@@ -4,9 +4,10 @@ Each step adds the point farthest from everything picked so far, so the covering
 (the largest distance from any point to its nearest pick) shrinks as fast as a greedy can;
 it is a 2-approximation of the optimal k-center radius.
 
-The kernel keeps one running minimum per point and touches the data once per pick with a
-matrix-vector product (``|x|^2 + |c|^2 - 2 x.c``), in row blocks, so memory stays O(N) and no
-k x N matrix is ever formed.
+The kernels (:mod:`._kcenter_kernels`) keep one running minimum per point, computed with
+matrix-vector products (``|x|^2 + |c|^2 - 2 x.c``), so memory stays O(N) and no k x N matrix is
+ever formed; the default CPU kernel skips, by the triangle inequality, every group of points
+that the new centre provably cannot get closer to.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import numpy as np
 
 from coreselect.selection.base import Selector, register
 
-_BLOCK_ROWS = 65_536
+ALGORITHMS = ("auto", "pruned", "dense", "torch")
 
 
 def kcenter_greedy(
@@ -24,7 +25,8 @@ def kcenter_greedy(
     *,
     first: int | None = None,
     random_state: int = 0,
-    block_rows: int = _BLOCK_ROWS,
+    algorithm: str = "auto",
+    block_rows: int = 65_536,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Pick ``n_select`` rows of ``X`` by k-center greedy under the Euclidean distance.
 
@@ -34,7 +36,10 @@ def kcenter_greedy(
     n_select : number of points to pick, ``1 <= n_select <= n``.
     first : index of the first pick; by default one drawn from ``random_state``.
     random_state : seed for the first pick.
-    block_rows : rows per block of the distance update.
+    algorithm : ``"pruned"`` (triangle-inequality pruning, the CPU default), ``"dense"`` (every
+        point at every pick), ``"torch"`` (dense on CUDA) or ``"auto"`` (torch when CUDA is
+        present, pruned otherwise). All give the same picks up to floating-point ties.
+    block_rows : rows per block of the dense update.
 
     Returns
     -------
@@ -47,33 +52,28 @@ def kcenter_greedy(
     >>> kcenter_greedy(X, 3, first=0)[0].tolist()
     [0, 2, 3]
     """
+    from coreselect.selection import _kcenter_kernels as kk
+
     n = X.shape[0]
     if first is None:
         first = int(np.random.default_rng(random_state).integers(n))
-    sq = np.einsum("ij,ij->i", X, X)
-    min_d2 = np.full(n, np.inf, dtype=np.float32)
-    indices = np.empty(n_select, dtype=np.int64)
-    radii = np.empty(n_select, dtype=np.float32)
-    dots = np.empty(min(block_rows, n), dtype=np.float32)
-    picked = np.zeros(n, dtype=bool)
-    c = first
-    for j in range(n_select):
-        indices[j] = c
-        picked[c] = True
-        centre = X[c]
-        for s in range(0, n, block_rows):
-            e = min(s + block_rows, n)
-            d = dots[: e - s]
-            np.dot(X[s:e], centre, out=d)
-            # d2 = |x|^2 + |c|^2 - 2 x.c, computed in place
-            d *= -2.0
-            d += sq[s:e]
-            d += sq[c]
-            np.minimum(min_d2[s:e], d, out=min_d2[s:e])
-        min_d2[picked] = -1.0  # rounding can leave tiny positives at picked points
-        c = int(np.argmax(min_d2))
-        radii[j] = np.sqrt(max(float(min_d2[c]), 0.0))
-    return indices, radii
+    if algorithm == "auto":
+        algorithm = "torch" if _cuda() else "pruned"
+    if algorithm == "pruned":
+        return kk.kcenter_pruned(X, n_select, first)
+    if algorithm == "dense":
+        return kk.kcenter_dense(X, n_select, first, block_rows)
+    if algorithm == "torch":
+        return kk.kcenter_torch(X, n_select, first, "cuda" if _cuda() else "cpu")
+    raise ValueError(f"unknown k-center algorithm {algorithm!r}")
+
+
+def _cuda() -> bool:
+    try:
+        import torch
+    except ImportError:  # pragma: no cover
+        return False
+    return torch.cuda.is_available()
 
 
 @register("kcenter")
@@ -83,6 +83,7 @@ class KCenterGreedy(Selector):
     Parameters
     ----------
     n_select : number of examples to keep.
+    algorithm : kernel, see :func:`kcenter_greedy` (default ``"auto"``).
     random_state : seed of the first pick.
 
     Attributes
@@ -97,10 +98,16 @@ class KCenterGreedy(Selector):
     (10,)
     """
 
-    def __init__(self, n_select: int, *, random_state: int = 0) -> None:
+    def __init__(self, n_select: int, *, algorithm: str = "auto", random_state: int = 0) -> None:
         self.n_select = n_select
+        self.algorithm = algorithm
         self.random_state = random_state
 
     def _fit(self, X: np.ndarray, y: np.ndarray | None = None) -> np.ndarray:
-        idx, self.radii_ = kcenter_greedy(X, self.n_select, random_state=self.random_state)
+        from coreselect.selection._params import check_choice, check_seed
+
+        check_choice(type(self).__name__, "algorithm", self.algorithm, ALGORITHMS)
+        check_seed(type(self).__name__, self.random_state)
+        idx, self.radii_ = kcenter_greedy(X, self.n_select, random_state=self.random_state,
+                                          algorithm=self.algorithm)
         return idx

@@ -12,8 +12,8 @@ budget per cluster, keeps it covering every region of the pool. Steps:
    any prefix of the result is itself spread over the clusters.
 
 The default ``n_clusters`` is ``round(n_select / 8)``, about eight picks per cluster: the best
-run of the calibration (/work/shared/CALIBRATION.md: 145 picks in 20 clusters, about 7 per
-cluster) sits there. ``sqrt(n_select)`` would grow too slowly: at 10,000 picks it leaves 100
+setting of our first calibration (145 picks in 20 clusters, about 7 per cluster, on T0 task
+templates) sits there. ``sqrt(n_select)`` would grow too slowly: at 10,000 picks it leaves 100
 picks per cluster, where k-center greedy is back to chasing outliers.
 """
 
@@ -36,14 +36,14 @@ SPLITS = ("proportional", "equal")
 
 
 def default_n_clusters(n_select: int) -> int:
-    """``round(n_select / 8)`` clamped to ``[1, n_select]`` (about eight picks per cluster).
+    """``n_select / 8`` rounded half up, clamped to ``[1, n_select]`` (about eight per cluster).
 
     Examples
     --------
     >>> default_n_clusters(145), default_n_clusters(3)
     (18, 1)
     """
-    return int(min(max(round(n_select / PICKS_PER_CLUSTER), 1), n_select))
+    return min(max(int(n_select / PICKS_PER_CLUSTER + 0.5), 1), n_select)
 
 
 def split_budget(sizes: np.ndarray, budget: int, split: str = "proportional") -> np.ndarray:
