@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint clean
+.PHONY: install browser demo test lint clean
 
 install: $(STAMP)
 
@@ -22,7 +22,13 @@ demo: install
 	mkdir -p demo-out
 	$(BIN)/coreselect select --ratio 0.15 -o demo-out/core.jsonl --overwrite
 
-test: install
+# Headless Chromium for the report's browser test (Debian packages; skipped when not root).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	  || echo "chromium not installed: the browser test will be skipped"; }
+
+test: install browser
 	$(BIN)/python -m pytest -q
 
 lint: install

@@ -9,6 +9,7 @@ finish the store, and its tensors and manifest must equal those of an uninterrup
 from __future__ import annotations
 
 import json
+import logging
 import re
 from pathlib import Path
 
@@ -89,6 +90,7 @@ def test_crash_after_n_shards_then_resume(n_ok, tmp_path, data, tiny_dir, clean,
     with pytest.raises(StoreError, match=rf"extraction not finished \({N_SHARDS - n_ok} shards missing\)"):
         FeatureStore.open(out)
     caplog.clear()
+    caplog.set_level(logging.INFO, logger="coreselect")
     assert main(_extract(data, out, tiny_dir)) == 0
     if n_ok:
         assert f"resuming, {n_ok} of {N_SHARDS} shards already done" in caplog.text

@@ -368,6 +368,15 @@ def check_writable(path: Path, overwrite: bool) -> None:
         raise OutputExistsError(f"{path}: is a directory")
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _umask()
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write a file so that it is either absent, old, or complete: never half-written."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -377,6 +386,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp creates 0600; give the usual permissions
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

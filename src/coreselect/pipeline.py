@@ -29,6 +29,7 @@ from coreselect.errors import ConfigError
 from coreselect.features.activations import FeatureConfig
 from coreselect.features.transform import Normalize, prepare_features, raw_features
 from coreselect.models import cache_dir, resolve_model
+from coreselect.score import label_scores, score_selection
 from coreselect.selection import make_selector
 from coreselect.store import FeatureStore
 
@@ -55,6 +56,7 @@ class SelectJob:
     on_error: Literal["raise", "skip"] = "raise"
     progress: bool = True
     trust_remote_code: bool = False
+    label_columns: tuple[str, ...] = ()  # scored in the manifest; never read by a selector
 
 
 @dataclass
@@ -102,6 +104,7 @@ def run_select(job: SelectJob) -> SelectResult:
     check_writable(out, job.overwrite)
     check_writable(manifest_path, job.overwrite)
     selector = make_selector(job.method, n_select=k, random_state=job.seed, **job.method_params)
+    label_scores(ds, [], job.label_columns)  # a missing label column fails now, not after extraction
 
     store = None
     if selector.needs_features:
@@ -118,18 +121,24 @@ def run_select(job: SelectJob) -> SelectResult:
         timings["extract"] = time.perf_counter() - t
         t = time.perf_counter()
         groups = store.load(store.groups)
-        X = raw_features(groups) if selector.wants_raw_features else prepare_features(groups, normalize=job.normalize)
+        X_scored = prepare_features(groups, normalize=job.normalize)  # coverage is scored here
+        X = raw_features(groups) if selector.wants_raw_features else X_scored
         del groups
     else:
+        X_scored = None
         X = np.zeros((len(ds), 1), dtype=np.float32)
         t = time.perf_counter()
     selector.fit(X)
     timings["select"] = time.perf_counter() - t
+    t = time.perf_counter()
+    scores = score_selection(X_scored, selector.indices_, ds, job.label_columns)
+    timings["score"] = time.perf_counter() - t
     idx = selector.indices_
     order = np.sort(idx) if job.keep_order else idx
 
     t = time.perf_counter()
     manifest = _manifest(job, ds, k, selector, store, idx, timings)
+    manifest["scores"] = scores
     atomic_write_bytes(out, subset_bytes(ds, order.tolist(), out))
     timings["export"] = time.perf_counter() - t
     manifest["timings"] = {k2: round(v, 3) for k2, v in timings.items()}

@@ -114,8 +114,11 @@ class FeatureStore:
         if m.get("format") != STORE_FORMAT:
             raise StoreError(f"{path}: unknown store format {m.get('format')!r}")
         store = cls(root, m)
+        n_shards = -(-m["n_rows"] // m["shard_rows"])  # counted before a (maybe huge) plan is built
+        missing = n_shards - len({i for i in store.finished_shards() if i < n_shards})
+        if m.get("complete") and missing:
+            raise StoreError(f"{root}: {missing} of {n_shards} shards are missing; rerun extract to recreate them")
         if require_complete and not m.get("complete"):
-            missing = len(store.plan()) - len(store.finished_shards())
             raise StoreError(f"{root}: extraction not finished ({missing} shards missing); rerun extract to resume")
         return store
 

@@ -40,6 +40,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--keep-order", action="store_true",
                    help="write the core set in input order (default: selection order)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    p.add_argument("--label-columns", default="",
+                   help="comma-separated label columns (e.g. task,template) whose coverage and balance "
+                        "the manifest reports; labels are never used to select")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--report", default=None, metavar="PATH",
                    help="also write an HTML report of the selection (see `coreselect report`)")
@@ -69,6 +72,7 @@ def run(args: argparse.Namespace) -> int:
         method_params=parse_params(args.param), seed=args.seed, work_dir=args.work_dir,
         keep_order=args.keep_order, overwrite=args.overwrite, on_error=args.on_error,
         progress=not args.no_progress, trust_remote_code=args.trust_remote_code,
+        label_columns=tuple(c for c in args.label_columns.split(",") if c),
     )
     if args.report:
         from pathlib import Path
@@ -89,6 +93,8 @@ def run(args: argparse.Namespace) -> int:
     if args.report:
         print(f"report: {args.report}")
     print("timings: " + ", ".join(f"{k} {v:.1f}s" for k, v in t.items()))
+    for col, sc in m["scores"].get("labels", {}).items():
+        print(f"{col}: {sc['labels_in_core']} of {sc['labels_in_pool']} covered, balance {sc['balance']:.2f}")
     if m["counts"]["skipped"]:
         print(f"skipped {m['counts']['skipped']} bad records (listed in the manifest)")
     return 0

