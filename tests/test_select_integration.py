@@ -31,7 +31,9 @@ def test_manifest_indices_point_at_exported_records(demo_run):
     assert core == [pool.examples[i].record for i in manifest["indices"]]
     assert manifest["model"]["name"] == "smollm2-135m-instruct"
     assert manifest["features"]["dims"] == {"mlp.15": 1536}
-    assert manifest["method"] == {"name": "kcenter", "params": {"n_select": 36, "random_state": 0}}
+    assert manifest["method"]["name"] == "facility-location"
+    assert manifest["method"]["params"]["n_select"] == 36
+    assert manifest["scores"]["coverage"]["covering_radius"] > 0
 
 
 def test_the_core_spans_the_kinds_of_task(demo_run):

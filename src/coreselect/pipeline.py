@@ -47,7 +47,7 @@ class SelectJob:
     model: str | None = None
     features: FeatureConfig = field(default_factory=FeatureConfig)
     normalize: Normalize = "center-l2"
-    method: str = "kcenter"
+    method: str = "facility-location"  # the best template/task coverage measured (docs/methods.md)
     method_params: dict[str, Any] = field(default_factory=dict)
     seed: int = 0
     work_dir: str | None = None
@@ -57,6 +57,9 @@ class SelectJob:
     progress: bool = True
     trust_remote_code: bool = False
     label_columns: tuple[str, ...] = ()  # scored in the manifest; never read by a selector
+    engine: Literal["local", "ray"] = "local"  # ray: see coreselect.distributed and docs/scale.md
+    ray_address: str | None = None  # None: start a local Ray cluster; "auto": join a running one
+    ray_actors: int | None = None  # None: one per GPU (extraction), one per CPU (selection)
 
 
 @dataclass
@@ -104,6 +107,8 @@ def run_select(job: SelectJob) -> SelectResult:
     check_writable(out, job.overwrite)
     check_writable(manifest_path, job.overwrite)
     selector = make_selector(job.method, n_select=k, random_state=job.seed, **job.method_params)
+    if job.engine not in ("local", "ray"):
+        raise ConfigError(f"--engine must be local or ray, got {job.engine!r}")
     label_scores(ds, [], job.label_columns)  # a missing label column fails now, not after extraction
 
     store = None
@@ -116,22 +121,39 @@ def run_select(job: SelectJob) -> SelectResult:
         else:
             spec = resolve_model(job.model, trust_remote_code=job.trust_remote_code)
         key = store_key(ds.fingerprint, spec, job.features)
-        store = extract_features(ds, spec, job.features, features_dir(job, key), progress=job.progress,
-                                 trust_remote_code=job.trust_remote_code)
+        if job.engine == "ray":
+            from coreselect.distributed.ray_extract import extract_features_ray
+
+            store = extract_features_ray(ds, spec, job.features, features_dir(job, key), progress=job.progress,
+                                         trust_remote_code=job.trust_remote_code, address=job.ray_address,
+                                         n_actors=job.ray_actors)
+        else:
+            store = extract_features(ds, spec, job.features, features_dir(job, key), progress=job.progress,
+                                     trust_remote_code=job.trust_remote_code)
         timings["extract"] = time.perf_counter() - t
         t = time.perf_counter()
+    coverage = None
+    if store is not None and job.engine == "ray" and _runs_on_ray(selector):
+        from coreselect.distributed.ray_select import select_ray
+
+        X_scored = None  # the features stay on the actors, which also score the coverage
+        _, coverage = select_ray(selector, store, normalize=job.normalize, address=job.ray_address,
+                                 n_actors=job.ray_actors)
+    elif store is not None:
         groups = store.load(store.groups)
         X_scored = prepare_features(groups, normalize=job.normalize)  # coverage is scored here
         X = raw_features(groups) if selector.wants_raw_features else X_scored
         del groups
+        selector.fit(X)
     else:
         X_scored = None
-        X = np.zeros((len(ds), 1), dtype=np.float32)
         t = time.perf_counter()
-    selector.fit(X)
+        selector.fit(np.zeros((len(ds), 1), dtype=np.float32))
     timings["select"] = time.perf_counter() - t
     t = time.perf_counter()
     scores = score_selection(X_scored, selector.indices_, ds, job.label_columns)
+    if coverage is not None:
+        scores = {"coverage": coverage, **scores}
     timings["score"] = time.perf_counter() - t
     idx = selector.indices_
     order = np.sort(idx) if job.keep_order else idx
@@ -145,6 +167,15 @@ def run_select(job: SelectJob) -> SelectResult:
     atomic_write_bytes(manifest_path, (json.dumps(manifest, indent=2, ensure_ascii=False) + "\n").encode())
     log.info("selected %d of %d examples with %s -> %s", k, len(ds), job.method, out)
     return SelectResult(idx, out, manifest_path, manifest)
+
+
+def _runs_on_ray(selector: Any) -> bool:
+    from coreselect.distributed import RAY_METHODS
+
+    if selector.name in RAY_METHODS and not selector.wants_raw_features:
+        return True
+    log.info("%s runs on the driver: only %s run on Ray actors", selector.name, ", ".join(sorted(RAY_METHODS)))
+    return False
 
 
 def _default_name(ds: Dataset) -> str:
@@ -165,6 +196,8 @@ def _manifest(job: SelectJob, ds: Dataset, k: int, selector: Any, store: Feature
         "method": {"name": job.method, "params": _jsonable(selector.get_params())},
         "order": "input" if job.keep_order else "selection",
     }
+    if job.engine == "ray":
+        m["engine"] = {"name": "ray", "address": job.ray_address, "actors": job.ray_actors}
     if store is not None:
         m["model"] = store.manifest["model"]
         m["features"] = {

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from coreselect.cli.common import add_feature_args, feature_config
+from coreselect.cli.common import add_engine_args, add_feature_args, engine_options, feature_config
 from coreselect.errors import ConfigError
 
 HELP = "pick a core set of an instruction dataset"
@@ -13,6 +13,7 @@ EPILOG = """examples:
   coreselect select --ratio 0.15                       # the embedded demo dataset
   coreselect select train.jsonl --ratio 0.15 -o core.jsonl
   coreselect select data.json.gz --n 5000 --layers 8,15 --method kcenter --seed 1
+  coreselect select data.jsonl --ratio 0.1 --engine ray --ray-address auto --work-dir /nfs/feats
 """
 
 
@@ -28,7 +29,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output", default=None,
                    help="output file, same format as the input (default: core.<input extension>); "
                         "a manifest is written next to it as <output>.manifest.json")
-    p.add_argument("--method", default="kcenter", help="selection method (default: kcenter); "
+    p.add_argument("--method", default="facility-location",
+                   help="selection method (default: facility-location, the best coverage measured; "
+                        "kcenter is MADS' k-center greedy); "
                    "see `coreselect methods`")
     p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                    help="a method parameter, e.g. --param n_clusters=50 (JSON values; repeatable)")
@@ -47,6 +50,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--report", default=None, metavar="PATH",
                    help="also write an HTML report of the selection (see `coreselect report`)")
     add_feature_args(p)
+    add_engine_args(p)
     p.set_defaults(run=run)
 
 
@@ -66,6 +70,7 @@ def parse_params(items: list[str]) -> dict:
 def run(args: argparse.Namespace) -> int:
     from coreselect.pipeline import SelectJob, run_select
 
+    engine, address, actors = engine_options(args)
     job = SelectJob(
         data=args.data, output=args.output, ratio=args.ratio, n=args.n, model=args.model,
         features=feature_config(args), normalize=args.normalize, method=args.method,
@@ -73,6 +78,7 @@ def run(args: argparse.Namespace) -> int:
         keep_order=args.keep_order, overwrite=args.overwrite, on_error=args.on_error,
         progress=not args.no_progress, trust_remote_code=args.trust_remote_code,
         label_columns=tuple(c for c in args.label_columns.split(",") if c),
+        engine=engine, ray_address=address, ray_actors=actors,
     )
     if args.report:
         from pathlib import Path
