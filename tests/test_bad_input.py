@@ -66,6 +66,16 @@ def _no_output(tmp_path: Path) -> None:
     assert not out.exists() or not any(out.iterdir()), sorted(out.iterdir())
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    """The tiny model runs faster on one thread, much faster on a busy machine."""
+    torch = pytest.importorskip("torch")
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="module")
 def tiny_dir(tmp_path_factory, tokenizer) -> Path:
     return save_tiny_model(tmp_path_factory.mktemp("tiny") / "model", tokenizer)
@@ -395,3 +405,32 @@ def test_subprocess_shows_one_line_and_no_traceback(argv, pattern, tmp_path):
     assert proc.stdout == ""
     assert_one_line_error(proc.returncode, proc.stderr, pattern)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_every_corpus_file_is_used_and_listed():
+    used = {f for f, _, _ in DATA_CASES} | {"utf8_bom.jsonl", "crlf.jsonl", "huge_record.jsonl.gz",
+                                            "duplicates.jsonl", "good.jsonl", "garbage_model.gguf",
+                                            "garbage_config_model"}
+    present = {p.name for p in BAD.iterdir()} - {"README.md"}
+    assert present == used
+    readme = (BAD / "README.md").read_text()
+    assert all(f"`{name}" in readme for name in present)
+
+
+@pytest.mark.slow
+def test_real_model_skips_bad_records_and_counts_truncation(tmp_path, capsys, default_spec):
+    """End to end with the real default model: a bad line skipped, a 1 MB record truncated."""
+    lines = (BAD / "good.jsonl").read_text().splitlines()[:3]
+    huge = gzip.decompress((BAD / "huge_record.jsonl.gz").read_bytes()).decode().splitlines()[1]
+    data = tmp_path / "mixed.jsonl"
+    data.write_text("\n".join([lines[0], '{"instruction": "x", "output": }', huge, *lines[1:]]) + "\n")
+    out = tmp_path / "out" / "core.jsonl"
+    code = main(_select(tmp_path, data, "--n", "2", "--on-error", "skip", "--max-length", "64"))
+    stdout, err = capsys.readouterr()
+    assert code == 0, err
+    assert "skipped 1 bad records" in stdout
+    m = read_manifest(out)
+    assert m["model"]["name"] == "smollm2-135m-instruct"
+    assert m["counts"] == {"pool": 4, "selected": 2, "skipped": 1, "duplicates": 0}
+    assert m["features"]["truncated"] == 1
+    assert re.fullmatch(re.escape(str(data)) + r":2: invalid JSON \(Expecting value at column 32\)", m["skipped"][0])

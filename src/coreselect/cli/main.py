@@ -64,6 +64,10 @@ def main(argv: list[str] | None = None) -> int:
     except CoreselectError as err:
         print(f"coreselect: error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:  # a full disk, a vanished directory...: no traceback, nothing half-written
+        where = f"{err.filename}: " if err.filename else ""
+        print(f"coreselect: error: {where}{err.strerror or err}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("coreselect: interrupted; finished shards are kept, rerun the same command to resume",
               file=sys.stderr)

@@ -99,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
     if args.report:
         print(f"report: {args.report}")
     print("timings: " + ", ".join(f"{k} {v:.1f}s" for k, v in t.items()))
-    for col, sc in m["scores"].get("labels", {}).items():
+    for col, sc in m.get("scores", {}).get("labels", {}).items():
         print(f"{col}: {sc['labels_in_core']} of {sc['labels_in_pool']} covered, balance {sc['balance']:.2f}")
     if m["counts"]["skipped"]:
         print(f"skipped {m['counts']['skipped']} bad records (listed in the manifest)")
