@@ -54,3 +54,27 @@ def feature_config(args: argparse.Namespace):
     layers = args.layers or ((15,) if args.features == "activations" else (-1,))
     return FeatureConfig(kind=args.features, layers=layers, pooling=args.pooling, span=args.span,
                          max_length=args.max_length, with_hidden=args.with_hidden)
+
+
+def add_engine_args(p: argparse.ArgumentParser) -> None:
+    """``--engine local|ray``, ``--ray-address`` and ``--ray-actors`` (see docs/scale.md)."""
+    g = p.add_argument_group("scale-out")
+    g.add_argument("--engine", default="local", choices=["local", "ray"],
+                   help="local: this process (default); ray: extraction on a Ray actor pool (one model "
+                        "replica per GPU) and kcenter/ltd selection on Ray actors holding the shards "
+                        "(pip install 'coreselect[ray]')")
+    g.add_argument("--ray-address", default=None, metavar="ADDR",
+                   help="Ray cluster to join: 'auto' (started with `ray start`), 'ray://host:10001'; "
+                        "default: start a local one")
+    g.add_argument("--ray-actors", type=int, default=None, metavar="N",
+                   help="Ray actors (default: extraction one per GPU, or one per node without GPUs; "
+                        "selection one per CPU, up to 64)")
+
+
+def engine_options(args: argparse.Namespace) -> tuple[str, str | None, int | None]:
+    """``(engine, ray_address, ray_actors)``, checked; Ray options need ``--engine ray``."""
+    if args.engine != "ray" and (args.ray_address is not None or args.ray_actors is not None):
+        raise ConfigError("--ray-address and --ray-actors need --engine ray")
+    if args.ray_actors is not None and args.ray_actors < 1:
+        raise ConfigError(f"--ray-actors must be positive, got {args.ray_actors}")
+    return args.engine, args.ray_address, args.ray_actors

@@ -1,0 +1,304 @@
+"""Selection over sharded features on Ray actors: k-center greedy and LTD.
+
+Each actor (:class:`~._shard_actor.ShardFeatures`, one CPU) loads a contiguous group of the
+store's shards, normalises them with the pool means gathered from all actors, and keeps them in
+memory; the driver never holds the feature matrix.
+
+``kcenter``
+    Every step the driver sends the new centre (vector, squared norm, row) to all actors; each
+    updates its running minima with the dense kernel's arithmetic and returns its farthest point
+    (value, global row, vector); the driver keeps the largest value, the lowest row on equal
+    values, exactly as ``argmax`` does in the single-process dense kernel. One round trip per
+    pick. *Guarantee*: the same picks as ``kcenter_greedy(..., algorithm="dense")`` on the
+    same features, up to BLAS rounding of ``x . c`` (a row's dot product may differ in its last
+    bit with the block it sits in; a pick can then differ only between two points whose distances
+    agree to ~1e-7 relative). The features themselves are bitwise those of ``prepare_features``.
+``ltd``
+    k-means, then k-center greedy inside each cluster (:mod:`coreselect.selection.ltd`).
+    The k-means step has two modes:
+
+    * ``"exact"`` (the default while it fits, see ``max_driver_bytes``): the actors send the
+      driver exactly the rows faiss trains on (all rows, or faiss' own subsample of
+      ``256 * n_clusters`` rows drawn by ``faiss.rand_perm`` with the seed) and the driver runs
+      the same :func:`~coreselect.selection.kmeans_centroid.faiss_kmeans` call: *centroids
+      bitwise identical* to the single-process path.
+    * ``"lloyd"``: distributed Lloyd iterations from faiss' own initial rows on the same training
+      rows; actors assign rows with faiss and return per-centroid float64 sums and counts; the
+      driver updates the centroids (an empty cluster keeps its centroid, where faiss would split a
+      large one). *Guarantee*: deterministic for a seed; identical to the same Lloyd run in one
+      process up to float64 summation order; close to, not equal to, faiss.
+
+    Labels (faiss search per shard), each cluster's first pick (the member nearest its centroid)
+    and the per-cluster k-center greedy (all clusters in lock-step, one round trip per round)
+    run on the actors; the picks are interleaved as in ``ltd_selection``. *Guarantee* with
+    ``"exact"``: the same picks as the single-process LTD, up to the BLAS rounding above.
+
+Any other method runs on the driver, on features loaded from the store as usual.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+
+from coreselect.distributed import RAY_METHODS, DistributedError
+from coreselect.distributed._shard_actor import actor_class, as_plans
+from coreselect.distributed.cluster import check_positive, connect, group_shards, selection_actors
+from coreselect.distributed.ray_extract import root_cause
+from coreselect.errors import ConfigError
+from coreselect.selection.base import Selector
+from coreselect.store import FeatureStore
+
+log = logging.getLogger(__name__)
+
+KMEANS_MODES = ("auto", "exact", "lloyd")
+#: ``kmeans="auto"`` gathers faiss' training rows on the driver while they fit in this many bytes.
+MAX_DRIVER_BYTES = 4 << 30
+#: faiss' default ``max_points_per_centroid``: above this many rows per centroid it subsamples.
+FAISS_MAX_POINTS = 256
+
+
+class FeatureActors:
+    """A pool of :class:`~._shard_actor.ShardFeatures` actors over a store; the driver's handle.
+
+    Examples
+    --------
+    >>> pool = FeatureActors(store, n_actors=4, normalize="center-l2")  # doctest: +SKIP
+    >>> pool.n_rows, pool.dim  # doctest: +SKIP
+    (2000, 576)
+    """
+
+    def __init__(self, store: FeatureStore, *, n_actors: int | None = None, normalize: str = "center-l2",
+                 address: str | None = None) -> None:
+        if normalize not in ("center-l2", "l2", "none"):
+            raise ConfigError(f"unknown normalisation {normalize!r}")
+        self.ray = connect(address)
+        plans = store.plan()
+        self.groups = group_shards(plans, selection_actors(self.ray, len(plans), n_actors))
+        cls = actor_class(self.ray, len(self.groups))
+        root = str(store.root.resolve())
+        self.actors = [cls.remote(root, as_plans(g), store.groups) for g in self.groups]
+        self.n_rows = store.manifest["n_rows"]
+        means = None
+        if normalize == "center-l2":
+            parts = self.call("sums")
+            means = {k: (sum(p[k] for p in parts) / self.n_rows).astype(np.float32) for k in parts[0]}
+        bad = sum(self.call("prepare", means, normalize))
+        if bad:
+            raise ConfigError(f"features of {bad} rows contain NaN or infinity")
+        self.dim = int(sum(store.manifest["dims"][k] for k in store.groups))
+        log.info("ray: %d rows x %d features on %d actor(s)", self.n_rows, self.dim, len(self.actors))
+
+    def call(self, method: str, *args: Any) -> list[Any]:
+        """Call ``method`` on every actor, in row order; Ray errors become one-line errors."""
+        try:
+            return self.ray.get([getattr(a, method).remote(*args) for a in self.actors])
+        except Exception as err:
+            raise DistributedError(f"Ray selection failed in {method} ({root_cause(err)})") from None
+
+    def rows(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Gather rows (global indices, in that order) and their squared norms to the driver."""
+        idx = np.asarray(idx, dtype=np.int64)
+        order = np.argsort(idx, kind="stable")
+        parts = self.call("rows", idx[order], True)  # each actor returns its rows in the order asked
+        out = np.empty((idx.size, self.dim), dtype=np.float32)
+        sq = np.empty(idx.size, dtype=np.float32)
+        out[order] = np.concatenate([p[0] for p in parts])
+        sq[order] = np.concatenate([p[1] for p in parts])
+        return out, sq
+
+    def close(self) -> None:
+        """Kill the actors and wait until they are gone (their CPUs are free again)."""
+        for a in self.actors:
+            self.ray.kill(a)
+        for a in self.actors:
+            try:
+                self.ray.get(a.ping.remote(), timeout=30)
+            except Exception:  # ActorDiedError: the expected answer
+                pass
+        self.actors = []
+
+
+def kcenter_ray(pool: FeatureActors, n_select: int, *, first: int | None = None, random_state: int = 0
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """k-center greedy on the actors' rows; returns ``(indices, radii)`` as ``kcenter_greedy``."""
+    n = pool.n_rows
+    if first is None:
+        first = int(np.random.default_rng(random_state).integers(n))
+    pool.call("kc_init")
+    indices = np.empty(n_select, dtype=np.int64)
+    radii = np.empty(n_select, dtype=np.float32)
+    vec, sq = pool.rows(np.array([first]))
+    c, centre, csq = first, vec[0], sq[0]
+    for j in range(n_select):
+        indices[j] = c
+        cands = pool.call("kc_step", centre, csq, c)
+        val, c, centre, sq = max(cands, key=lambda t: (t[0], -t[1]))
+        csq = np.float32(sq)
+        radii[j] = np.sqrt(max(val, 0.0))
+    return indices, radii
+
+
+def ltd_ray(pool: FeatureActors, n_select: int, *, n_clusters: int, split: str = "proportional", niter: int = 20,
+            random_state: int = 0, kmeans: str = "auto", max_driver_bytes: int = MAX_DRIVER_BYTES
+            ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """LTD on the actors' rows; returns ``(indices, labels, quotas, centroids)`` as ``ltd_selection``."""
+    from coreselect.selection.ltd import split_budget
+
+    if kmeans not in KMEANS_MODES:
+        raise ConfigError(f"kmeans must be one of {', '.join(KMEANS_MODES)}, got {kmeans!r}")
+    train = faiss_training_rows(pool.n_rows, n_clusters, random_state)
+    n_train = pool.n_rows if train is None else train.size
+    if kmeans == "auto":
+        kmeans = "exact" if n_train * pool.dim * 4 <= max_driver_bytes else "lloyd"
+    log.info("ltd on ray: %s k-means of %d clusters on %d training rows", kmeans, n_clusters, n_train)
+    if kmeans == "exact":
+        centroids = _kmeans_exact(pool, n_clusters, niter, random_state, train)
+    else:
+        centroids = _kmeans_lloyd(pool, n_clusters, niter, random_state, train)
+    labels = np.concatenate([r[2] for r in pool.call("assign", centroids, np.empty(0, dtype=np.int64))])
+    sizes = np.bincount(labels, minlength=n_clusters)
+    quotas = split_budget(sizes, n_select, split)
+    picks = _cluster_kcenter(pool, centroids, quotas, n_clusters)
+    out = np.empty(n_select, dtype=np.int64)
+    pos = 0
+    ordered = [picks[c] for c in np.argsort(-sizes, kind="stable") if quotas[c] > 0]
+    for r in range(int(quotas.max())):  # round-robin by pick rank, largest cluster first
+        for p in ordered:
+            if r < len(p):
+                out[pos] = p[r]
+                pos += 1
+    return out, labels, quotas, centroids
+
+
+def faiss_training_rows(n: int, n_clusters: int, seed: int) -> np.ndarray | None:
+    """The rows faiss k-means trains on, in its order: ``None`` for all rows, else its subsample.
+
+    faiss subsamples ``n_clusters * 256`` rows when the pool is larger, taking the first rows of
+    ``rand_perm(n, seed)``; training on exactly those rows gives bitwise the same centroids.
+    """
+    cap = n_clusters * FAISS_MAX_POINTS
+    if n <= cap:
+        return None
+    import faiss
+
+    perm = np.empty(n, dtype=np.int32)
+    faiss.rand_perm(faiss.swig_ptr(perm), n, seed)
+    return perm[:cap].astype(np.int64)
+
+
+def _kmeans_exact(pool: FeatureActors, k: int, niter: int, seed: int, train: np.ndarray | None) -> np.ndarray:
+    from coreselect.selection.kmeans_centroid import faiss_kmeans
+
+    X = pool.rows(np.arange(pool.n_rows) if train is None else train)[0]
+    return faiss_kmeans(X, k, niter=niter, random_state=seed)[0]
+
+
+def _kmeans_lloyd(pool: FeatureActors, k: int, niter: int, seed: int, train: np.ndarray | None) -> np.ndarray:
+    import faiss
+
+    rows = np.arange(pool.n_rows) if train is None else train
+    perm = np.empty(rows.size, dtype=np.int32)
+    faiss.rand_perm(faiss.swig_ptr(perm), rows.size, seed + 1)  # faiss' initial centroids
+    centroids = pool.rows(rows[perm[:k]])[0]
+    train_ref = pool.ray.put(rows if train is not None else None)
+    for _ in range(niter):
+        parts = pool.call("assign", centroids, train_ref)
+        sums = sum(p[0] for p in parts)
+        counts = sum(p[1] for p in parts)
+        full = counts > 0
+        centroids = centroids.copy()
+        centroids[full] = (sums[full] / counts[full, None]).astype(np.float32)
+    return centroids
+
+
+def _cluster_kcenter(pool: FeatureActors, centroids: np.ndarray, quotas: np.ndarray, k: int) -> list[list[int]]:
+    """k-center greedy inside every cluster with a quota, all clusters one round at a time."""
+    picks: list[list[int]] = [[] for _ in range(k)]
+    firsts = _reduce(pool.call("nearest_members", centroids), largest=False)
+    pool.call("ckc_init", k)
+    active = np.flatnonzero(quotas > 0)
+    newest = {c: firsts[c] for c in active}
+    for r in range(1, int(quotas.max()) + 1):
+        for c in active:
+            picks[c].append(newest[c][1])
+        active = active[quotas[active] > r]
+        if not active.size:
+            break
+        centres = np.stack([newest[c][2] for c in active])
+        csq = np.array([newest[c][3] for c in active], dtype=np.float32)
+        best = _reduce(pool.call("ckc_step", active, centres, csq, np.array([newest[c][1] for c in active])),
+                       largest=True)
+        newest = {c: best[c] for c in active}
+    return picks
+
+
+def _reduce(parts: list[tuple[np.ndarray, ...]], largest: bool) -> dict[int, tuple[float, int, np.ndarray, float]]:
+    """Per cluster, the best of the actors' candidates: (value, row, vector, |x|^2); lowest row on ties."""
+    best: dict[int, tuple[float, int, np.ndarray, float]] = {}
+    for cl, vals, rows, vecs, sqs in parts:
+        for c, v, r, x, s in zip(cl.tolist(), vals.tolist(), rows.tolist(), vecs, sqs):
+            old = best.get(c)
+            if old is None or (v > old[0] if largest else v < old[0]) or (v == old[0] and r < old[1]):
+                best[c] = (v, r, x, s)
+    return best
+
+
+def coverage_ray(pool: FeatureActors, idx: np.ndarray) -> dict[str, float]:
+    """The manifest's coverage scores (as :func:`~coreselect.metrics.coverage_metrics`), on the actors."""
+    C, csq = pool.rows(idx)
+    d = np.concatenate(pool.call("nearest", pool.ray.put(C), csq))
+    d[idx] = 0.0
+    return {"covering_radius": round(float(d.max()), 6), "mean_nearest_distance": round(float(d.mean()), 6)}
+
+
+def select_ray(selector: Selector, store: FeatureStore, *, normalize: str = "center-l2",
+               address: str | None = None, n_actors: int | None = None, score: bool = True
+               ) -> tuple[Selector, dict[str, float] | None]:
+    """Fit ``selector`` (``kcenter`` or ``ltd``) on Ray actors holding the store's shards.
+
+    Sets the same learned attributes as ``selector.fit(X)`` on the prepared features, and with
+    ``score`` also returns the coverage scores of the picks (``None`` for 1-d features, as in
+    :func:`~coreselect.score.score_selection`).
+
+    Examples
+    --------
+    >>> sel, cov = select_ray(make_selector("kcenter", n_select=100), FeatureStore.open("feats/"),
+    ...                       address="auto")  # doctest: +SKIP
+    >>> sel.indices_.shape, sorted(cov)  # doctest: +SKIP
+    ((100,), ['covering_radius', 'mean_nearest_distance'])
+    """
+    from coreselect.selection._params import check_choice, check_int, check_seed
+    from coreselect.selection.kcenter import ALGORITHMS
+    from coreselect.selection.ltd import SPLITS, default_n_clusters
+
+    if selector.name not in RAY_METHODS:
+        raise ConfigError(f"method {selector.name!r} does not run on Ray; use one of {', '.join(sorted(RAY_METHODS))}")
+    check_positive("--ray-actors", n_actors)
+    owner = type(selector).__name__
+    k, n = selector.n_select, store.manifest["n_rows"]
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 0 < k <= n:
+        raise ConfigError(f"The 'n_select' parameter of {owner} must be in [1, {n}] (the pool size). Got {k!r} instead.")
+    seed = check_seed(owner, selector.random_state)
+    if selector.name == "kcenter":
+        check_choice(owner, "algorithm", selector.algorithm, ALGORITHMS)
+    else:
+        nc = default_n_clusters(k) if selector.n_clusters is None else check_int(owner, "n_clusters", selector.n_clusters, 1, k)
+        split = check_choice(owner, "split", selector.split, SPLITS)
+        niter = check_int(owner, "niter", selector.niter, 1)
+    pool = FeatureActors(store, n_actors=n_actors, normalize=normalize, address=address)
+    try:
+        if selector.name == "kcenter":
+            selector.indices_, selector.radii_ = kcenter_ray(pool, k, random_state=seed)
+        else:
+            (selector.indices_, selector.labels_, selector.quotas_,
+             selector.cluster_centers_) = ltd_ray(pool, k, n_clusters=nc, split=split, niter=niter, random_state=seed)
+            selector.cluster_sizes_ = np.bincount(selector.labels_, minlength=nc)
+        if len(np.unique(selector.indices_)) != k:  # pragma: no cover - an invariant, as in Selector.fit
+            raise AssertionError(f"{selector.name} on ray returned duplicate indices")
+        coverage = coverage_ray(pool, selector.indices_) if score and pool.dim > 1 else None
+    finally:
+        pool.close()
+    return selector, coverage
