@@ -108,6 +108,23 @@ class ShardFeatures:
         self._raw = []
         return bad
 
+    def project(self, dim: int | None, seed: int) -> None:
+        """Select on a random projection (``KCenterGreedy(project_dim=...)``), or undo it (``None``).
+
+        Each shard is projected with the same seeded matrix as
+        :func:`~coreselect.selection.kcenter.random_projection` builds for the whole pool.
+        """
+        from coreselect.selection.kcenter import random_projection
+
+        if dim is None:
+            if hasattr(self, "_full"):
+                self.X, self.sq = self._full
+                del self._full
+            return
+        self._full = (self.X, self.sq)
+        self.X = [random_projection(X, dim, seed) for X in self.X]
+        self.sq = [np.einsum("ij,ij->i", X, X) for X in self.X]
+
     def prepared(self) -> np.ndarray:
         """All rows held here (for tests and small pools)."""
         return np.concatenate(self.X)

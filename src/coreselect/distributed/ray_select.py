@@ -9,10 +9,12 @@ memory; the driver never holds the feature matrix.
     updates its running minima with the dense kernel's arithmetic and returns its farthest point
     (value, global row, vector); the driver keeps the largest value, the lowest row on equal
     values, exactly as ``argmax`` does in the single-process dense kernel. One round trip per
-    pick. *Guarantee*: the same picks as ``kcenter_greedy(..., algorithm="dense")`` on the
-    same features, up to BLAS rounding of ``x . c`` (a row's dot product may differ in its last
-    bit with the block it sits in; a pick can then differ only between two points whose distances
-    agree to ~1e-7 relative). The features themselves are bitwise those of ``prepare_features``.
+    pick. ``project_dim`` projects each shard with the same seeded matrix first. *Guarantee*:
+    the same picks as ``kcenter_greedy(..., algorithm="dense")`` on the same features, up to
+    BLAS rounding of ``x . c`` (a row's dot product may differ in its last bit with the block it
+    sits in; a pick can then differ only between two points whose distances agree to ~1e-7
+    relative). The features themselves are bitwise those of ``prepare_features``. Whatever
+    ``algorithm`` says, the actors run the dense update (``half``/``pruned`` are local kernels).
 ``ltd``
     k-means, then k-center greedy inside each cluster (:mod:`coreselect.selection.ltd`).
     The k-means step has two modes:
@@ -81,13 +83,17 @@ class FeatureActors:
         root = str(store.root.resolve())
         self.actors = [cls.remote(root, as_plans(g), store.groups) for g in self.groups]
         self.n_rows = store.manifest["n_rows"]
-        means = None
-        if normalize == "center-l2":
-            parts = self.call("sums")
-            means = {k: (sum(p[k] for p in parts) / self.n_rows).astype(np.float32) for k in parts[0]}
-        bad = sum(self.call("prepare", means, normalize))
-        if bad:
-            raise ConfigError(f"features of {bad} rows contain NaN or infinity")
+        try:
+            means = None
+            if normalize == "center-l2":  # as prepare_features: float64 sums, float32 mean
+                parts = self.call("sums")
+                means = {k: (sum(p[k] for p in parts) / self.n_rows).astype(np.float32) for k in parts[0]}
+            bad = sum(self.call("prepare", means, normalize))
+            if bad:
+                raise ConfigError(f"features of {bad} rows contain NaN or infinity")
+        except BaseException:
+            self.close()
+            raise
         self.dim = int(sum(store.manifest["dims"][k] for k in store.groups))
         log.info("ray: %d rows x %d features on %d actor(s)", self.n_rows, self.dim, len(self.actors))
 
@@ -103,9 +109,10 @@ class FeatureActors:
         idx = np.asarray(idx, dtype=np.int64)
         order = np.argsort(idx, kind="stable")
         parts = self.call("rows", idx[order], True)  # each actor returns its rows in the order asked
-        out = np.empty((idx.size, self.dim), dtype=np.float32)
+        vecs = np.concatenate([p[0] for p in parts])  # (its width: a projection may be in use)
+        out = np.empty_like(vecs)
         sq = np.empty(idx.size, dtype=np.float32)
-        out[order] = np.concatenate([p[0] for p in parts])
+        out[order] = vecs
         sq[order] = np.concatenate([p[1] for p in parts])
         return out, sq
 
@@ -284,6 +291,9 @@ def select_ray(selector: Selector, store: FeatureStore, *, normalize: str = "cen
     seed = check_seed(owner, selector.random_state)
     if selector.name == "kcenter":
         check_choice(owner, "algorithm", selector.algorithm, ALGORITHMS)
+        dim = getattr(selector, "project_dim", None)
+        if dim is not None:
+            dim = check_int(owner, "project_dim", dim, 1)
     else:
         nc = default_n_clusters(k) if selector.n_clusters is None else check_int(owner, "n_clusters", selector.n_clusters, 1, k)
         split = check_choice(owner, "split", selector.split, SPLITS)
@@ -291,7 +301,12 @@ def select_ray(selector: Selector, store: FeatureStore, *, normalize: str = "cen
     pool = FeatureActors(store, n_actors=n_actors, normalize=normalize, address=address)
     try:
         if selector.name == "kcenter":
+            projected = dim is not None and dim < pool.dim  # as KCenterGreedy: never project up
+            if projected:
+                pool.call("project", dim, seed)
             selector.indices_, selector.radii_ = kcenter_ray(pool, k, random_state=seed)
+            if projected:
+                pool.call("project", None, seed)  # coverage is scored on the features themselves
         else:
             (selector.indices_, selector.labels_, selector.quotas_,
              selector.cluster_centers_) = ltd_ray(pool, k, n_clusters=nc, split=split, niter=niter, random_state=seed)
