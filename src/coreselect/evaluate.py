@@ -47,7 +47,7 @@ def load_for_eval(model: str | None, *, precision: str = "auto", trust_remote_co
     from coreselect.models import load_model, resolve_model
     from coreselect.train import resolve_precision
 
-    dtype = "bfloat16" if resolve_precision(precision) == "bf16" else "float32"
+    dtype = "bfloat16" if resolve_precision(precision, training=False) == "bf16" else "float32"
     path = Path(model or "").expanduser()
     if model and (path / "adapter_config.json").is_file():
         from peft import AutoPeftModelForCausalLM

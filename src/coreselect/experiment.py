@@ -54,10 +54,8 @@ def _budget_label(b: float | int) -> str:
 
 
 def plan_arms(cfg: ExperimentConfig) -> list[Arm]:
-    """All arms of a config, in run order (cheap ones first, ``full`` last)."""
+    """All arms of a config, in run order: subsets first, then ``base``, ``full`` last (the costliest)."""
     arms: list[Arm] = []
-    if cfg.evaluation.base:
-        arms.append(Arm("base", "base", None, 0))
     methods = [(m.name, tuple(sorted(m.params.items()))) for m in cfg.methods]
     if "random" in cfg.baselines and all(name != "random" for name, _ in methods):
         methods.append(("random", ()))
@@ -67,6 +65,8 @@ def plan_arms(cfg: ExperimentConfig) -> list[Arm]:
                 label = name + ("-" + "-".join(f"{k}{v}" for k, v in params) if params else "")
                 label = re.sub(r"[^A-Za-z0-9_.-]+", "_", label)
                 arms.append(Arm(f"{label}-{_budget_label(budget)}-s{seed}", name, budget, seed, params))
+    if cfg.evaluation.base:
+        arms.append(Arm("base", "base", None, 0))
     if "full" in cfg.baselines:
         arms += [Arm(f"full-s{seed}", "full", None, seed) for seed in cfg.seeds]
     return arms
@@ -182,8 +182,7 @@ def _eval_stage(cfg: ExperimentConfig, arm: Arm, upstream_key: str, evals: dict[
     from coreselect.evaluate import load_for_eval, response_loss
 
     ev = cfg.evaluation
-    key = _key("eval", upstream_key, {n: d.fingerprint for n, d in evals.items()}, asdict(ev),
-               cfg.trainee.precision)
+    key = _key("eval", upstream_key, {n: d.fingerprint for n, d in evals.items()}, asdict(ev))
     arm_dir = root / "arms" / arm.name
     marker = arm_dir / "eval.json"
     if (m := _done(marker, key)) is not None:
@@ -192,7 +191,7 @@ def _eval_stage(cfg: ExperimentConfig, arm: Arm, upstream_key: str, evals: dict[
     model_ref = cfg.trainee.model if arm.method == "base" else str(arm_dir / "model")
     log.info("[%s] evaluate %s on %s", arm.name, model_ref or "the default model", ", ".join(evals))
     t = time.perf_counter()
-    model, tok, _ = load_for_eval(model_ref, precision=cfg.trainee.precision)
+    model, tok, _ = load_for_eval(model_ref, precision=ev.precision)
     results = {name: response_loss(model, tok, ds, max_length=ev.max_length, batch_size=ev.batch_size,
                                    progress=progress) for name, ds in evals.items()}
     del model

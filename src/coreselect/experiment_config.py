@@ -59,6 +59,7 @@ class EvalConfig:
     max_length: int = 512
     batch_size: int = 8
     base: bool = True  # also evaluate the untrained trainee model as a reference row
+    precision: str = "auto"  # auto: bf16 where supported (inference is faster in bf16)
 
 
 @dataclass

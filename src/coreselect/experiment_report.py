@@ -74,7 +74,9 @@ def plot_results(rows: Sequence[dict[str, Any]], eval_name: str, path: Path) -> 
         if r["method"] == "base":
             base = r[key]
             continue
-        label = r["method"] if r["method"] == "full" else f"{r['method']}\n{_fmt(r['budget'], 3)}"
+        b = r["budget"]
+        size = f"{b * 100:g}%" if isinstance(b, float) else f"n={b}"
+        label = r["method"] if r["method"] == "full" else f"{r['method']}\n{size}"
         groups[label].append(float(r[key]))
         tokens[label].append(int(r["train_tokens"]))
     fig, ax = plt.subplots(figsize=(max(4.0, 1.3 * len(groups) + 2), 3.6), dpi=120)

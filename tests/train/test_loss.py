@@ -70,3 +70,21 @@ def test_selected_positions_loss_equals_full_logits_loss(tiny_model: Path, alpac
     # the trainer's normalisation over several micro-batches
     total, _ = response_nll(model, ids, labels, mask, num_items=2 * int(n_sel))
     torch.testing.assert_close(total, loss_ref / 2, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("impl,row_chunk", [("rows", 7), ("trl", 512)])
+def test_chunked_and_trl_paths_agree(tiny_model: Path, alpaca_file: Path, impl: str, row_chunk: int,
+                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    import coreselect.tokenloss as tl
+
+    model, tok = _load(tiny_model)
+    rows = encode_examples(load_dataset(alpaca_file).examples[:4], tok, max_length=64).rows
+    ids, labels, mask = _batch(rows, tok.pad_token_id)
+    ref, _ = full_logits_nll(model, ids, labels, mask)
+    monkeypatch.setattr(tl, "ROW_CHUNK", row_chunk)  # several checkpointed chunks
+    loss, _ = response_nll(model, ids, labels, mask, impl=impl)
+    torch.testing.assert_close(loss, ref, rtol=1e-5, atol=1e-5)
+    w = model.model.layers[1].self_attn.q_proj.weight
+    g1 = torch.autograd.grad(loss, [w])[0]
+    g2 = torch.autograd.grad(full_logits_nll(model, ids, labels, mask)[0], [w])[0]
+    torch.testing.assert_close(g1, g2, rtol=1e-4, atol=1e-6)

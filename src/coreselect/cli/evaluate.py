@@ -29,7 +29,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--limit", type=int, default=None, help="evaluate only the first N examples (per set/task)")
     p.add_argument("--max-length", type=int, default=512, help="truncate examples to this many tokens (default: 512)")
     p.add_argument("--batch-size", type=int, default=8, help="examples per forward pass (default: 8)")
-    p.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp32"], help="default: auto (bf16)")
+    p.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp32"], help="default: auto = bf16 where supported (faster inference)")
     p.add_argument("-o", "--output", default=None, help="write the JSON here instead of stdout")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--trust-remote-code", action="store_true", help="allow model code from the model folder/hub")
