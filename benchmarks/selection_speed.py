@@ -1,57 +1,83 @@
-"""k-center greedy speed: pruned and dense kernels vs a straightforward NumPy loop, and vs memory bandwidth.
+"""k-center greedy speed: our kernels vs a straightforward NumPy loop, and vs memory bandwidth.
 
-Picks 15% of N points at several feature widths, side by side in one run:
+Every k-center greedy pick reads all N rows once, so the cost is k·N·d reads and the limit is
+memory bandwidth. Side by side in one run (picking ``--ratio`` of N at each width):
 
-* ``naive``: the loop users write (``np.linalg.norm(X - c, axis=1)`` per pick), timed on its first
-  ``--naive-picks`` picks; its cost per pick is constant (it touches every point at every pick),
-  so its full time is extrapolated linearly and marked so.
-* ``dense``: our blocked matrix-vector kernel (every point, every pick).
-* ``pruned``: the triangle-inequality kernel (the CPU default).
+* ``naive``: the loop users write (``np.linalg.norm(X - c, axis=1)`` per pick), timed on its
+  first ``--naive-picks`` picks; its cost per pick is constant, so its time for k picks is
+  extrapolated linearly (marked so).
+* ``dense``: NumPy float32 blocked ``sgemv`` (the exact reference).
+* ``half``: torch, float16 rows, float32 running minima (the CPU default of ``auto``).
+* ``pruned``: the triangle-inequality kernel (``--kernels`` to include it).
 
-GB/s is "bytes a dense pass would read" (N·d·4 per pick) over seconds, against a memory-copy
-bandwidth measured in the same run. Data: ``--store DIR`` (a coreselect feature store; rows are
-tiled with noise up to N) or synthetic clustered features (``--clusters`` Gaussian blobs of
-uneven size, L2-normalised) when no store is given.
+Dense kernels cost the same at every pick, so ``--max-picks P`` times the first P picks and
+extrapolates to k (marked so). "dense-equivalent GB/s" is N·d·4 bytes (a float32 pass) per pick
+over seconds per pick, against memory-copy bandwidth measured in the same run (read + write).
 
-    python benchmarks/selection_speed.py                   # 52,000 points, widths 576,1536,4608
-    python benchmarks/selection_speed.py --n 20000 --widths 1536
+``--agreement`` runs ``half`` and ``dense`` to the full budget on the real rows of ``--store``
+and reports how far their picks agree, and checks that every ``half`` pick was, measured in
+float32, within a near-tie of the farthest point. ``--pruned-sweep`` compares the kernels on
+clustered synthetic data by dimension; ``--million`` times the paths for 1M points.
+
+    python benchmarks/selection_speed.py --store /tmp/alpaca-full-work/<key> --max-picks 500
+    python benchmarks/selection_speed.py --store DIR --agreement
+    python benchmarks/selection_speed.py --pruned-sweep
+    python benchmarks/selection_speed.py --million --max-picks 300
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
 from coreselect.selection import kcenter_greedy
 
 
-def synthetic(n: int, d: int, clusters: int, seed: int = 0) -> np.ndarray:
+def synthetic(n: int, d: int, clusters: int, seed: int = 0, noise: float = 1 / 3) -> np.ndarray:
+    """Gaussian blobs of uneven (Zipf) size, L2-normalised; blob spread ``noise`` x centre spread."""
     rng = np.random.default_rng(seed)
     sizes = rng.zipf(1.5, size=clusters).astype(float)
     p = sizes / sizes.sum()
-    centres = rng.normal(size=(clusters, d)).astype(np.float32) * 3
+    centres = rng.normal(size=(clusters, d)).astype(np.float32)
     lab = rng.choice(clusters, size=n, p=p)
-    X = centres[lab] + rng.normal(size=(n, d)).astype(np.float32)
+    X = centres[lab]
+    for s in range(0, n, 65536):
+        X[s : s + 65536] += noise * rng.standard_normal((min(65536, n - s), d), dtype=np.float32)
     X /= np.linalg.norm(X, axis=1, keepdims=True)
     return X
 
 
-def from_store(path: str, n: int, d: int, seed: int = 0) -> np.ndarray:
-    from coreselect.features.transform import prepare_features
-    from coreselect.store import FeatureStore
+def real_rows(store: str) -> np.ndarray:
+    """Centred, L2-normalised features of every complete shard of a (possibly unfinished) store."""
+    from safetensors.numpy import load_file
 
-    st = FeatureStore.open(path)
-    X = prepare_features(st.load(st.groups))
+    from coreselect.features.transform import prepare_features
+
+    shards = sorted(Path(store).glob("shard-*.safetensors"))
+    if not shards:
+        raise SystemExit(f"{store}: no shards")
+    parts = [load_file(str(s)) for s in shards]
+    groups = {k: np.concatenate([p[k] for p in parts]) for k in parts[0] if "." in k}
+    return prepare_features(groups)
+
+
+def tiled(X: np.ndarray, n: int, d: int, seed: int = 0) -> np.ndarray:
+    """``n`` rows of width ``d`` from real rows: tiled with small noise (copies are not exact
+    duplicates: perturbation norm 0.1 on unit rows), randomly projected when ``d`` differs."""
     rng = np.random.default_rng(seed)
     reps = -(-n // X.shape[0])
     X = np.tile(X, (reps, 1))[:n]
-    X += rng.normal(scale=0.05, size=X.shape).astype(np.float32)  # tiles are not exact duplicates
-    if X.shape[1] != d:  # width other than the store's: a random projection
-        R = rng.normal(size=(X.shape[1], d)).astype(np.float32) / np.sqrt(d)
-        X = X @ R
+    if reps > 1:
+        X = X + rng.normal(scale=0.1 / np.sqrt(X.shape[1]), size=X.shape).astype(np.float32)
+    if X.shape[1] != d:
+        from coreselect.selection.kcenter import random_projection
+
+        X = random_projection(X, d, seed)
     X /= np.linalg.norm(X, axis=1, keepdims=True)
     return np.ascontiguousarray(X, dtype=np.float32)
 
@@ -66,15 +92,161 @@ def naive(X: np.ndarray, k: int, first: int) -> list[int]:
     return picks
 
 
-def copy_bandwidth(nbytes: int = 512 << 20) -> float:
+def measure(fn) -> tuple[float, float]:
+    """(wall, CPU) seconds of ``fn()``; CPU is this process's, all threads."""
+    c, t = time.process_time(), time.perf_counter()
+    fn()
+    return time.perf_counter() - t, time.process_time() - c
+
+
+def copy_bandwidth(nbytes: int = 512 << 20, rounds: int = 5) -> dict[str, tuple[float, float]]:
+    """Best-of-``rounds`` memory-copy GB/s (read + write) by wall and by CPU time:
+    NumPy (one thread) and torch (all threads)."""
+    import torch
+
     a = np.ones(nbytes // 4, dtype=np.float32)
     b = np.empty_like(a)
-    best = float("inf")
-    for _ in range(5):
+    ta, tb = torch.from_numpy(a), torch.from_numpy(b)
+    cases = {"numpy": lambda: np.copyto(b, a), "torch": lambda: tb.copy_(ta)}
+    best = {k: [float("inf"), float("inf")] for k in cases}
+    for _ in range(rounds):
+        for k, fn in cases.items():
+            w, c = measure(fn)
+            best[k] = [min(best[k][0], w), min(best[k][1], c)]
+    return {k: (2 * nbytes / w / 1e9, 2 * nbytes / c / 1e9) for k, (w, c) in best.items()}
+
+
+def timed_kernel(X: np.ndarray, k: int, kernel: str, max_picks: int | None) -> tuple[float, bool, np.ndarray]:
+    """Seconds for k picks (extrapolated from ``max_picks`` when fewer), whether extrapolated, picks."""
+    picks = k if not max_picks or kernel == "pruned" else min(k, max_picks)
+    t = time.perf_counter()
+    idx, _ = kcenter_greedy(X, picks, first=0, algorithm=kernel, device="cpu")
+    s = time.perf_counter() - t
+    return s * k / picks, picks < k, idx
+
+
+def per_pick(X: np.ndarray, kernels: list[str], picks: int, naive_picks: int, rounds: int
+             ) -> dict[str, tuple[float, float]]:
+    """Best-of-``rounds`` (wall, CPU) seconds per pick of each kernel, run in turn (rotating)."""
+    def run(kernel: str) -> tuple[float, float]:
+        if kernel == "naive":
+            w, c = measure(lambda: naive(X, naive_picks, 0))
+            return w / naive_picks, c / naive_picks
+        # includes the kernel's setup (norms; for half, the float16 copy): 2-3 passes over X
+        w, c = measure(lambda: kcenter_greedy(X, picks, first=0, algorithm=kernel, device="cpu"))
+        return w / picks, c / picks
+
+    best = {k: (float("inf"), float("inf")) for k in kernels}
+    for r in range(rounds):
+        for k in kernels[r % len(kernels):] + kernels[: r % len(kernels)]:
+            w, c = run(k)
+            best[k] = (min(best[k][0], w), min(best[k][1], c))
+    return best
+
+
+def speed_table(args: argparse.Namespace, bw: tuple[float, float]) -> None:
+    base = real_rows(args.store) if args.store else None
+    k = round(args.ratio * args.n)
+    src = (f"{base.shape[0]:,} real rows of {args.store} (tiled with noise / projected)" if base is not None
+           else f"synthetic: {args.clusters} clustered blobs")
+    print(f"N={args.n:,}, k={k:,} ({args.ratio:.0%}); data: {src}; per-pick costs: best of {args.rounds} "
+          f"interleaved rounds of {args.picks} picks (naive: {args.naive_picks}), extrapolated to k")
+    print("| width | kernel | wall s for k picks | dense-equivalent GB/s | share of copy bandwidth | "
+          "CPU s for k picks | GB/s per CPU second | share of copy (CPU) | vs naive: wall, CPU |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    kernels = ["naive"] + args.kernels.split(",")
+    for d in (int(w) for w in args.widths.split(",")):
+        X = tiled(base, args.n, d) if base is not None else synthetic(args.n, d, args.clusters)
+        cost = per_pick(X, kernels, args.picks, args.naive_picks, args.rounds)
+        nw, nc = cost["naive"]
+        for kernel in kernels:
+            w, c = cost[kernel]
+            gw, gc = X.nbytes / w / 1e9, X.nbytes / c / 1e9
+            print(f"| {d} | {kernel} | {w * k:,.1f} | {gw:.1f} | {gw / bw[0]:.0%} | {c * k:,.1f} | {gc:.1f} | "
+                  f"{gc / bw[1]:.0%} | {nw / w:.1f}x, {nc / c:.1f}x |", flush=True)
+
+
+def agreement(args: argparse.Namespace) -> None:
+    X = real_rows(args.store)
+    n, d = X.shape
+    k = round(args.ratio * n)
+    times = {}
+    res = {}
+    for kernel in ("dense", "half"):
         t = time.perf_counter()
-        np.copyto(b, a)
-        best = min(best, time.perf_counter() - t)
-    return 2 * nbytes / best / 1e9  # read + write
+        res[kernel] = kcenter_greedy(X, k, first=0, algorithm=kernel, device="cpu")
+        times[kernel] = time.perf_counter() - t
+    (a, ra), (b, rb) = res["dense"], res["half"]
+    same = a == b
+    first_diff = int(np.argmin(same)) if not same.all() else k
+    overlap = len(set(a.tolist()) & set(b.tolist())) / k
+    print(f"real rows: N={n:,}, d={d}, k={k:,}: dense {times['dense']:.1f} s, half {times['half']:.1f} s "
+          f"({times['dense'] / times['half']:.2f}x)")
+    print(f"half vs dense: identical up to pick {first_diff:,}; same pick at {same.mean():.1%} of positions; "
+          f"same set {overlap:.1%}; final radius {rb[-1]:.5f} vs {ra[-1]:.5f} ({rb[-1] / ra[-1] - 1:+.3%}); "
+          f"radius curves differ by at most {np.max(np.abs(rb - ra) / ra):.3%}")
+    # every half pick, measured in float32, against the farthest point at that step
+    m = min(k, args.check_picks)
+    sq = np.einsum("ij,ij->i", X, X)
+    mind = np.full(n, np.inf, dtype=np.float32)
+    worst = 0.0
+    for j in range(m):
+        if j:
+            far = float(mind.max())
+            worst = max(worst, (far - float(mind[b[j]])) / far)
+        c = b[j]
+        np.minimum(mind, sq + sq[c] - 2.0 * (X @ X[c]), out=mind)
+    print(f"first {m:,} half picks: each within {worst:.2e} (relative, in squared distance) of the farthest point")
+
+
+def pruned_sweep(args: argparse.Namespace) -> None:
+    from coreselect.selection import _kcenter_kernels as kk
+
+    n = args.sweep_n
+    k = round(args.ratio * n)
+    print(f"clustered synthetic data ({args.clusters} blobs, Zipf sizes, noise {args.noise} x centre spread), "
+          f"N={n:,}, k={k:,}; full runs, CPU seconds (wall in brackets)")
+    print("| dim | dense | half | pruned | pruned vs dense (CPU) | share of rows pruned read |\n|---|---|---|---|---|---|")
+    for d in (int(w) for w in args.sweep_dims.split(",")):
+        X = synthetic(n, d, args.clusters, noise=args.noise)
+        s = {}
+        for kern in ("dense", "half"):
+            if kern == "half" and d < 64:
+                continue  # torch's float16 mv is slow on narrow rows (see HALF_MIN_DIM)
+            s[kern] = measure(lambda X=X, kern=kern: kcenter_greedy(X, k, first=0, algorithm=kern, device="cpu"))
+        stats: dict = {}
+        s["pruned"] = measure(lambda X=X, stats=stats: kk.kcenter_pruned(X, k, 0, stats=stats))
+        half = f"{s['half'][1]:.1f} ({s['half'][0]:.1f})" if "half" in s else "-"
+        print(f"| {d} | {s['dense'][1]:.1f} ({s['dense'][0]:.1f}) | {half} | {s['pruned'][1]:.1f} "
+              f"({s['pruned'][0]:.1f}) | {s['dense'][1] / s['pruned'][1]:.2f}x | {stats['rows_read'] / (n * k):.1%} |",
+              flush=True)
+
+
+def million(args: argparse.Namespace) -> None:
+    from coreselect.selection import make_selector
+    from coreselect.selection.kcenter import random_projection
+
+    n, d = args.million_n, 256
+    k = round(args.ratio * n)
+    t = time.perf_counter()
+    X = synthetic(n, d, 2000)
+    print(f"synthetic {n:,} x {d} ({time.perf_counter() - t:.0f} s to make), k={k:,}")
+    print("| path | seconds | note |\n|---|---|---|")
+    s, ext, _ = timed_kernel(X, k, "half", args.max_picks)
+    print(f"| kcenter, half, d=256 | {s:,.0f} | {f'extrapolated from {args.max_picks} picks' if ext else 'full'} |",
+          flush=True)
+    for p in (64, 32):
+        t = time.perf_counter()
+        P = random_projection(X, p)
+        tp = time.perf_counter() - t
+        for kern in ("half", "dense"):
+            s, ext, _ = timed_kernel(P, k, kern, args.max_picks)
+            print(f"| kcenter project_dim={p}, {kern} | {s + tp:,.0f} | projection {tp:.0f} s; "
+                  f"{f'extrapolated from {args.max_picks} picks' if ext else 'full'} |", flush=True)
+    for nc in args.ltd_clusters.split(","):
+        t = time.perf_counter()
+        make_selector("ltd", n_select=k, n_clusters=int(nc), niter=10).fit(X)
+        print(f"| ltd, n_clusters={nc}, niter=10 | {time.perf_counter() - t:,.0f} | full run |", flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -82,35 +254,46 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--n", type=int, default=52_000)
     ap.add_argument("--ratio", type=float, default=0.15)
     ap.add_argument("--widths", default="576,1536,4608")
+    ap.add_argument("--kernels", default="dense,half")
     ap.add_argument("--clusters", type=int, default=400)
-    ap.add_argument("--store", default=None, help="a coreselect feature store to take real features from")
-    ap.add_argument("--naive-picks", type=int, default=100)
-    ap.add_argument("--skip-dense", action="store_true", help="dense takes minutes at 52K x 4608")
+    ap.add_argument("--store", default=None, help="a coreselect feature store (complete or not) to take real rows from")
+    ap.add_argument("--naive-picks", type=int, default=20)
+    ap.add_argument("--picks", type=int, default=400, help="picks per timed run of the speed table")
+    ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds of the speed table (best of)")
+    ap.add_argument("--max-picks", type=int, default=None, help="--million: time this many picks, extrapolate to k")
+    ap.add_argument("--agreement", action="store_true")
+    ap.add_argument("--check-picks", type=int, default=1000)
+    ap.add_argument("--pruned-sweep", action="store_true")
+    ap.add_argument("--sweep-n", type=int, default=20_000)
+    ap.add_argument("--sweep-dims", default="8,16,32,64,256,1536")
+    ap.add_argument("--noise", type=float, default=1 / 3, help="--pruned-sweep: blob spread / centre spread")
+    ap.add_argument("--million", action="store_true")
+    ap.add_argument("--million-n", type=int, default=1_000_000)
+    ap.add_argument("--ltd-clusters", default="1000")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="BLAS and torch threads (1 gives per-core figures, robust on a busy machine)")
     args = ap.parse_args(argv)
-    bw = copy_bandwidth()
-    k = round(args.ratio * args.n)
-    print(f"memory-copy bandwidth: {bw:.1f} GB/s; N={args.n}, k={k} ({args.ratio:.0%})")
-    print("| width | kernel | seconds | dense-equivalent GB/s | share of copy bandwidth | vs naive |")
-    print("|---|---|---|---|---|---|")
-    for d in (int(w) for w in args.widths.split(",")):
-        X = from_store(args.store, args.n, d) if args.store else synthetic(args.n, d, args.clusters)
-        bytes_per_pick = X.nbytes
-        t = time.perf_counter()
-        naive(X, args.naive_picks, 0)
-        naive_s = (time.perf_counter() - t) / args.naive_picks * k
-        print(f"| {d} | naive (extrapolated from {args.naive_picks} picks) | {naive_s:.1f} | "
-              f"{bytes_per_pick * k / naive_s / 1e9:.1f} | {bytes_per_pick * k / naive_s / 1e9 / bw:.0%} | 1.0x |")
-        results = {}
-        for kernel in (["pruned"] if args.skip_dense else ["dense", "pruned"]):
-            t = time.perf_counter()
-            idx, _ = kcenter_greedy(X, k, first=0, algorithm=kernel)
-            s = time.perf_counter() - t
-            results[kernel] = idx
-            gbs = bytes_per_pick * k / s / 1e9
-            print(f"| {d} | {kernel} | {s:.1f} | {gbs:.1f} | {gbs / bw:.0%} | {naive_s / s:.1f}x |", flush=True)
-        if "dense" in results:
-            same = np.mean(results["dense"] == results["pruned"])
-            print(f"|  | pruned picks identical to dense: {same:.1%} |  |  |  |  |")
+    if args.threads:  # BLAS (NumPy) and torch
+        import torch
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(args.threads)
+        torch.set_num_threads(args.threads)
+    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; threads: {args.threads or 'default'}")
+    if args.agreement:
+        agreement(args)
+    elif args.pruned_sweep:
+        pruned_sweep(args)
+    elif args.million:
+        million(args)
+    else:
+        bws = copy_bandwidth()
+        bw = (max(v[0] for v in bws.values()), max(v[1] for v in bws.values()))
+        print("memory-copy bandwidth (read + write), wall / per CPU second: "
+              + "; ".join(f"{k} {w:.1f} / {c:.1f} GB/s" for k, (w, c) in bws.items())
+              + f"; shares below are of the best: {bw[0]:.1f} (wall), {bw[1]:.1f} (CPU) GB/s")
+        speed_table(args, bw)
+    print(f"load average {os.getloadavg()[0]:.1f}")
     return 0
 
 

@@ -88,3 +88,33 @@ def test_bad_layer_is_a_one_line_error(tiny_model, tokenizer):
 
     with pytest.raises(ConfigError, match="layer 9 out of range: the model has 4 layers"):
         ActivationExtractor(tiny_model, tokenizer, FeatureConfig(layers=(9,)))
+
+
+def test_drop_default_system_leaves_out_only_the_template_default(tiny_model, tokenizer):
+    from coreselect.features.extract import default_system_prefix, extract_shard
+
+    prefix = default_system_prefix(tokenizer)
+    assert tokenizer.decode(prefix).startswith("<|im_start|>system\nYou are a helpful")
+    assert tokenizer.decode(prefix).endswith("<|im_end|>\n")
+    ext = ActivationExtractor(tiny_model, tokenizer, FeatureConfig(layers=(1,), drop_default_system=True))
+    got = extract_shard(ext, EXAMPLES)
+    full = render_batch(EXAMPLES, tokenizer, 512)
+    n = len(prefix)
+    # EXAMPLES[2] has its own system turn: nothing to drop there
+    assert got["n_tokens"].tolist() == [len(full[0].ids) - n, len(full[1].ids) - n, len(full[2].ids)]
+    r = full[0]
+    assert r.ids[:n] == prefix
+    ref = reference(tiny_model, r.ids[n:], 1, r.content_start - n, len(r.ids) - n, "mean")
+    np.testing.assert_allclose(got["mlp.1"][0], ref, rtol=1e-4, atol=1e-5)
+    # the default keeps the store keys of existing feature stores
+    assert "drop_default_system" not in FeatureConfig().to_json()
+    assert FeatureConfig(drop_default_system=True).to_json()["drop_default_system"] is True
+
+
+def test_length_batches_bound_padding_waste():
+    lengths = list(range(20, 400, 3)) * 4
+    batches = list(length_batches(lengths, max_tokens=8192, max_batch=64, max_waste=0.1))
+    assert sorted(i for b in batches for i in b) == list(range(len(lengths)))
+    for b in batches:
+        width = max(lengths[i] for i in b)
+        assert sum(width - lengths[i] for i in b) <= 0.1 * width * len(b)

@@ -19,16 +19,74 @@ def brute_force_kcenter(X, k, first):
     return picked, np.array(radius)
 
 
-@pytest.mark.parametrize("algorithm", ["dense", "pruned", "torch"])
+@pytest.mark.parametrize("algorithm", ["dense", "pruned", "torch", "half"])
 @pytest.mark.parametrize("seed", range(5))
 def test_matches_brute_force(seed, algorithm):
     rng = np.random.default_rng(seed)
     X = rng.normal(size=(60, 5)).astype(np.float32)
     first = int(rng.integers(60))
     ref, ref_r = brute_force_kcenter(X.astype(np.float64), 12, first)
-    idx, radii = kcenter_greedy(X, 12, first=first, algorithm=algorithm, block_rows=7)
+    # device="cpu": the torch kernels (the CUDA path) run here whether or not a GPU is present
+    idx, radii = kcenter_greedy(X, 12, first=first, algorithm=algorithm, device="cpu", block_rows=7)
     assert idx.tolist() == ref
-    np.testing.assert_allclose(radii, ref_r, rtol=1e-4, atol=1e-5)
+    tol = 2e-3 if algorithm == "half" else 1e-4  # float16 rows
+    np.testing.assert_allclose(radii, ref_r, rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_half_tracks_dense_on_unit_rows(seed):
+    """float16 rows, float32 minima: the picks agree with float32 on most of the sequence and
+    every pick is within float16 rounding of the farthest point (a near-tie at worst)."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(2000, 64)).astype(np.float32) + 3.0  # off-centre: the kernel centres it
+    X /= np.linalg.norm(X, axis=1, keepdims=True)
+    dense_idx, dense_r = kcenter_greedy(X, 200, first=0, algorithm="dense")
+    half_idx, half_r = kcenter_greedy(X, 200, first=0, algorithm="half", device="cpu")
+    assert len(set(half_idx.tolist())) == 200
+    assert np.mean(half_idx == dense_idx) > 0.5
+    # each half pick, measured exactly, is (nearly) the farthest from the picks before it
+    D = ((X[:, None, :].astype(np.float64) - X[None, half_idx, :]) ** 2).sum(-1)
+    for j in range(1, 200):
+        mind = D[:, :j].min(1)
+        assert mind[half_idx[j]] >= mind.max() - 2e-3
+    np.testing.assert_allclose(half_r, dense_r, rtol=0.02)
+
+
+def test_auto_picks_a_kernel_by_size_and_device(monkeypatch):
+    from coreselect.selection import _kcenter_kernels as kk
+    from coreselect.selection import kcenter
+
+    seen = []
+    monkeypatch.setattr(kk, "kcenter_dense", lambda *a, **k: seen.append("dense") or (np.arange(2), np.zeros(2)))
+    monkeypatch.setattr(kk, "kcenter_torch", lambda X, n, f, device, dtype: seen.append((device, dtype))
+                        or (np.arange(2), np.zeros(2)))
+    monkeypatch.setattr(kcenter, "_cuda", lambda: False)
+    kcenter_greedy(np.zeros((10, 4), dtype=np.float32), 2)  # small: dense
+    kcenter_greedy(np.zeros((2, kcenter.HALF_MIN_ENTRIES // 2), dtype=np.float32), 2)  # large, wide: half
+    kcenter_greedy(np.zeros((kcenter.HALF_MIN_ENTRIES // 16, 16), dtype=np.float32), 2)  # large, narrow: dense
+    monkeypatch.setattr(kcenter, "_cuda", lambda: True)
+    kcenter_greedy(np.zeros((10, 4), dtype=np.float32), 2)
+    assert seen == ["dense", ("cpu", "float16"), "dense", ("cuda", "float32")]
+
+
+def test_project_dim_runs_on_a_seeded_projection():
+    from coreselect.selection.kcenter import random_projection
+
+    X = np.random.default_rng(0).normal(size=(400, 256)).astype(np.float32)
+    P = random_projection(X, 32, random_state=5)
+    assert P.shape == (400, 32)
+    np.testing.assert_array_equal(P, random_projection(X, 32, random_state=5))
+    # squared distances are preserved in expectation
+    ratio = ((P[::2] - P[1::2]) ** 2).sum(1) / ((X[::2] - X[1::2]) ** 2).sum(1)  # 200 disjoint pairs
+    assert 0.8 < ratio.mean() < 1.2
+    sel = KCenterGreedy(n_select=20, project_dim=32, random_state=5).fit(X)
+    ref = kcenter_greedy(P, 20, random_state=5, algorithm="dense")[0]
+    assert sel.indices_.tolist() == ref.tolist()
+    # a projection to as many dimensions or more is skipped
+    assert (KCenterGreedy(n_select=20, project_dim=999).fit(X).indices_.tolist()
+            == KCenterGreedy(n_select=20).fit(X).indices_.tolist())
+    with pytest.raises(ConfigError, match="'project_dim' parameter of KCenterGreedy"):
+        KCenterGreedy(n_select=3, project_dim=0).fit(X)
 
 
 @pytest.mark.parametrize("seed", range(3))
@@ -46,8 +104,8 @@ def test_pruned_equals_dense_on_clustered_data(seed):
 
 def test_duplicates_fill_the_budget():
     X = np.repeat(np.eye(3, dtype=np.float32), 4, axis=0)  # 3 distinct points, 4 copies each
-    for algorithm in ("dense", "pruned"):
-        idx, radii = kcenter_greedy(X, 8, first=0, algorithm=algorithm)
+    for algorithm in ("dense", "pruned", "torch", "half"):
+        idx, radii = kcenter_greedy(X, 8, first=0, algorithm=algorithm, device="cpu")
         assert len(set(idx.tolist())) == 8
         assert radii[2:].max() == 0.0
 
@@ -79,3 +137,15 @@ def test_bad_budget(k):
 def test_registry_suggests_close_names():
     with pytest.raises(ConfigError, match="Did you mean kcenter"):
         make_selector("kcentre", n_select=3)
+
+
+@pytest.mark.parametrize("scale", [1e-4, 1.0, 3e4])
+def test_half_is_translation_and_scale_safe(scale):
+    """Large raw activations would overflow float16 and tiny ones underflow: the kernel
+    centres and rescales first, so the picks match the float32 kernel at any scale."""
+    rng = np.random.default_rng(0)
+    X = (rng.normal(size=(500, 32)) * scale + 5 * scale).astype(np.float32)
+    dense_idx, dense_r = kcenter_greedy(X, 40, first=0, algorithm="dense")
+    half_idx, half_r = kcenter_greedy(X, 40, first=0, algorithm="half", device="cpu")
+    assert half_idx.tolist() == dense_idx.tolist()
+    np.testing.assert_allclose(half_r, dense_r, rtol=2e-3)

@@ -33,6 +33,9 @@ class FeatureConfig:
     ``kind="activations"`` taps MLP neurons (``mlp.L``); ``kind="hidden"`` taps layer outputs
     (``hidden.L``); ``with_hidden`` adds the hidden states of the same layers to activations;
     ``kind="text"`` embeds the text with a sentence encoder (layers and pooling unused).
+    ``drop_default_system`` leaves out the system turn a chat template adds to conversations
+    that have none (SmolLM2's "You are a helpful AI assistant named SmolLM, ...", about 20 of
+    the ~100 tokens of an Alpaca record): about 20% less compute, different features.
     """
 
     kind: Literal["activations", "hidden", "text"] = "activations"
@@ -41,10 +44,13 @@ class FeatureConfig:
     span: Span = "all"
     max_length: int = 512
     with_hidden: bool = False
+    drop_default_system: bool = False
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
         d["layers"] = list(self.layers)
+        if not self.drop_default_system:  # options added later appear only when set, so that
+            del d["drop_default_system"]  # the store keys of existing feature stores stay valid
         return d
 
 
@@ -86,19 +92,22 @@ def group_names(config: FeatureConfig, n_layers: int) -> list[str]:
 
 
 def _pool(x: Any, mask: Any, pooling: str) -> Any:
-    """Pool ``x`` (B, T, D) over positions where ``mask`` (B, T) is true; float32 (B, D)."""
+    """Pool ``x`` (B, T, D) over positions where ``mask`` (B, T) is true; float32 (B, D).
+
+    Works in ``x``'s own dtype (bf16) and accumulates sums in float32: no float32 copy of the
+    whole (B, T, D) tensor is made.
+    """
     import torch
 
-    x = x.float()
     m = mask.unsqueeze(-1)
     if pooling == "mean":
-        return (x * m).sum(1) / m.sum(1).clamp(min=1)
+        return (x * m).sum(1, dtype=torch.float32) / m.sum(1).clamp(min=1)
     if pooling == "max":
-        return x.masked_fill(~m, float("-inf")).amax(1).nan_to_num(0.0, neginf=0.0)
+        return x.masked_fill(~m, float("-inf")).amax(1).float().nan_to_num(0.0, neginf=0.0)
     # last: the last position inside the span, whatever the padding side
     pos = torch.arange(mask.shape[1], device=mask.device).expand_as(mask)
     last = torch.where(mask, pos, -1).amax(1).clamp(min=0)
-    return x[torch.arange(x.shape[0], device=x.device), last]
+    return x[torch.arange(x.shape[0], device=x.device), last].float()
 
 
 class ActivationExtractor:
@@ -184,17 +193,22 @@ class ActivationExtractor:
         return {g: out[g].cpu().numpy() for g in self.groups}
 
 
-def length_batches(lengths: Sequence[int], max_tokens: int, max_batch: int = 64) -> Iterable[list[int]]:
+def length_batches(
+    lengths: Sequence[int], max_tokens: int, max_batch: int = 64, max_waste: float = 0.1
+) -> Iterable[list[int]]:
     """Group row positions into batches of similar length (longest first) under a token budget.
 
     Sorting by length keeps padding low; the budget (``batch size x longest row``) keeps the
-    activation memory of each forward pass bounded.
+    activation memory of each forward pass bounded; a row shorter than ``1 - max_waste`` of its
+    batch's longest row starts a new batch, so padding is at most ``max_waste`` of every batch
+    (the long tail of a pool then runs in small batches, which costs little on a CPU).
     """
     order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
     batch: list[int] = []
     for i in order:
         width = lengths[batch[0]] if batch else lengths[i]
-        if batch and ((len(batch) + 1) * width > max_tokens or len(batch) >= max_batch):
+        if batch and ((len(batch) + 1) * width > max_tokens or len(batch) >= max_batch
+                      or lengths[i] < (1.0 - max_waste) * width):
             yield batch
             batch = []
         batch.append(i)

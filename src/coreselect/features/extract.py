@@ -18,7 +18,7 @@ import numpy as np
 
 from coreselect.data import Dataset, Example
 from coreselect.features.activations import ActivationExtractor, FeatureConfig, length_batches
-from coreselect.features.render import has_chat_template, render_batch
+from coreselect.features.render import Rendered, has_chat_template, render_batch
 from coreselect.models import ModelSpec, load_model
 from coreselect.store import FeatureStore, ShardPlan
 
@@ -28,6 +28,10 @@ log = logging.getLogger(__name__)
 SHARD_ROWS = 512
 #: Padded tokens per forward pass (batch size x longest row in the batch).
 BATCH_TOKENS = 8192
+#: Rows per forward pass at most.
+MAX_BATCH = 64
+#: Largest share of a batch that may be padding (see :func:`length_batches`).
+MAX_WASTE = 0.1
 
 
 def store_key(data_fingerprint: str, model: ModelSpec, config: FeatureConfig) -> str:
@@ -37,15 +41,54 @@ def store_key(data_fingerprint: str, model: ModelSpec, config: FeatureConfig) ->
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
+def default_system_prefix(tokenizer: Any) -> list[int]:
+    """Token ids of the system turn a chat template adds to a conversation that has none.
+
+    Two probe conversations are rendered; of the tokens they share before their content, the
+    part before the last repeat of the opening token (``<|im_start|>`` for SmolLM2) is the
+    default system turn. Empty when the template adds none (or there is no template).
+
+    Examples
+    --------
+    >>> tok.decode(default_system_prefix(tok))  # doctest: +SKIP
+    '<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n'
+    """
+    if not has_chat_template(tokenizer):
+        return []
+    probes = [Example(0, (("user", text), ("assistant", "Yes.")), {}, 1) for text in ("Alpha?", "Omega!")]
+    a, b = render_batch(probes, tokenizer, 1 << 30)
+    shared = 0
+    while shared < min(a.content_start, b.content_start) and a.ids[shared] == b.ids[shared]:
+        shared += 1
+    cut = max((i for i in range(1, shared) if a.ids[i] == a.ids[0]), default=0)
+    return list(a.ids[:cut])
+
+
+def _drop_prefix(r: Rendered, prefix: list[int], max_length: int) -> Rendered:
+    n = len(prefix) if r.ids[: len(prefix)] == prefix else 0
+    ids = r.ids[n:]
+    return Rendered(ids[:max_length], r.content_start - n, r.response_start - n,
+                    r.truncated or len(ids) > max_length)
+
+
 def extract_shard(
-    extractor: ActivationExtractor, examples: Sequence[Example], *, batch_tokens: int = BATCH_TOKENS
+    extractor: ActivationExtractor, examples: Sequence[Example], *, batch_tokens: int = BATCH_TOKENS,
+    max_batch: int = MAX_BATCH, max_waste: float = MAX_WASTE,
 ) -> dict[str, np.ndarray]:
-    """Features and per-row stats of one shard's examples, in input order."""
+    """Features and per-row stats of one shard's examples, in input order.
+
+    Rows are sorted by length across the shard and batched by :func:`length_batches`.
+    """
     cfg = extractor.config
-    rendered = render_batch(examples, extractor.tokenizer, cfg.max_length)
+    if cfg.drop_default_system:
+        prefix = default_system_prefix(extractor.tokenizer)
+        rendered = render_batch(examples, extractor.tokenizer, cfg.max_length + len(prefix))
+        rendered = [_drop_prefix(r, prefix, cfg.max_length) for r in rendered]
+    else:
+        rendered = render_batch(examples, extractor.tokenizer, cfg.max_length)
     n = len(rendered)
     out: dict[str, np.ndarray] = {}
-    for batch in length_batches([len(r.ids) for r in rendered], batch_tokens):
+    for batch in length_batches([len(r.ids) for r in rendered], batch_tokens, max_batch, max_waste):
         feats = extractor.extract_batch([rendered[i] for i in batch])
         for name, a in feats.items():
             if name not in out:
@@ -96,6 +139,12 @@ def extract_features(
             template = "chat template" if has_chat_template(tok) else "Alpaca-style prompt (no chat template)"
             log.info("extracting %s with %s (%s), %d shards to go", ",".join(extractor.groups),
                      model.name, template, len(pending))
+            if config.drop_default_system:
+                n_drop = len(default_system_prefix(tok))
+                if n_drop:
+                    log.info("leaving out the template's default system turn (%d tokens)", n_drop)
+                else:
+                    log.warning("drop_default_system: the chat template adds no system turn; nothing dropped")
 
             def shard_fn(examples: Sequence[Example]) -> dict[str, np.ndarray]:
                 return extract_shard(extractor, examples, batch_tokens=batch_tokens)
