@@ -55,3 +55,21 @@ def shared(name: str) -> Path:
     if not p.is_file():
         pytest.skip(f"shared data {p} not present")
     return p
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """The tiny model runs faster on one thread, much faster on a busy machine."""
+    torch = pytest.importorskip("torch")
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def tiny_dir(tmp_path_factory, tokenizer) -> Path:
+    """A tiny random Llama saved as a model folder (with the real tokenizer)."""
+    from _reliability import save_tiny_model
+
+    return save_tiny_model(tmp_path_factory.mktemp("tiny") / "model", tokenizer)

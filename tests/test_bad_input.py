@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from _reliability import BAD, TINY_ARGS, assert_one_line_error, read_manifest, save_tiny_model
+from _reliability import BAD, TINY_ARGS, assert_one_line_error, read_manifest
 from coreselect.cli.main import main
 
 # file, expected message (regex, after the path), record-level (skippable with --on-error skip)
@@ -67,18 +67,8 @@ def _no_output(tmp_path: Path) -> None:
 
 
 @pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """The tiny model runs faster on one thread, much faster on a busy machine."""
-    torch = pytest.importorskip("torch")
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def tiny_dir(tmp_path_factory, tokenizer) -> Path:
-    return save_tiny_model(tmp_path_factory.mktemp("tiny") / "model", tokenizer)
+def _one_thread(one_torch_thread):
+    """The tiny model runs faster on one thread (see conftest)."""
 
 
 # -- data --------------------------------------------------------------------------------------

@@ -13,23 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from _reliability import BAD, TINY_ARGS, read_manifest, save_tiny_model, store_tensors
+from _reliability import BAD, TINY_ARGS, read_manifest, store_tensors
 from coreselect.cli.main import main
 
 
 @pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """The tiny model runs faster on one thread, much faster on a busy machine."""
-    torch = pytest.importorskip("torch")
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def tiny_dir(tmp_path_factory, tokenizer) -> Path:
-    return save_tiny_model(tmp_path_factory.mktemp("tiny") / "model", tokenizer)
+def _one_thread(one_torch_thread):
+    """The tiny model runs faster on one thread (see conftest)."""
 
 
 @pytest.fixture(scope="module")
