@@ -1,28 +1,31 @@
 """k-center greedy speed: our kernels vs a straightforward NumPy loop, and vs memory bandwidth.
 
 Every k-center greedy pick reads all N rows once, so the cost is k·N·d reads and the limit is
-memory bandwidth. Side by side in one run (picking ``--ratio`` of N at each width):
+memory bandwidth. Side by side in one run (picking ``--ratio`` of N at each width), the kernels
+take turns over ``--rounds`` rounds of ``--picks`` picks each (best round kept):
 
-* ``naive``: the loop users write (``np.linalg.norm(X - c, axis=1)`` per pick), timed on its
-  first ``--naive-picks`` picks; its cost per pick is constant, so its time for k picks is
-  extrapolated linearly (marked so).
+* ``naive``: the loop users write (``np.linalg.norm(X - c, axis=1)`` per pick), on
+  ``--naive-picks`` picks.
 * ``dense``: NumPy float32 blocked ``sgemv`` (the exact reference).
 * ``half``: torch, float16 rows, float32 running minima (the CPU default of ``auto``).
-* ``pruned``: the triangle-inequality kernel (``--kernels`` to include it).
+* ``pruned``: the triangle-inequality kernel (``--kernels dense,half,pruned`` to include it;
+  its cost per pick is not constant, so it always runs the full budget).
 
-Dense kernels cost the same at every pick, so ``--max-picks P`` times the first P picks and
-extrapolates to k (marked so). "dense-equivalent GB/s" is N·d·4 bytes (a float32 pass) per pick
-over seconds per pick, against memory-copy bandwidth measured in the same run (read + write).
+Dense kernels cost the same at every pick, so per-pick costs are extrapolated to k picks.
+"dense-equivalent GB/s" is N·d·4 bytes (one float32 pass) per pick over seconds per pick,
+against memory-copy bandwidth (read + write) measured in the same run. Wall and CPU seconds are
+both reported: on a busy machine CPU seconds are the steadier figure; ``--threads 1`` gives
+per-core figures (and avoids thread-pool stalls when the cores are oversubscribed).
 
 ``--agreement`` runs ``half`` and ``dense`` to the full budget on the real rows of ``--store``
 and reports how far their picks agree, and checks that every ``half`` pick was, measured in
 float32, within a near-tie of the farthest point. ``--pruned-sweep`` compares the kernels on
 clustered synthetic data by dimension; ``--million`` times the paths for 1M points.
 
-    python benchmarks/selection_speed.py --store /tmp/alpaca-full-work/<key> --max-picks 500
+    python benchmarks/selection_speed.py --store ~/.cache/coreselect/features/<key> --threads 1
     python benchmarks/selection_speed.py --store DIR --agreement
-    python benchmarks/selection_speed.py --pruned-sweep
-    python benchmarks/selection_speed.py --million --max-picks 300
+    python benchmarks/selection_speed.py --pruned-sweep --threads 1
+    python benchmarks/selection_speed.py --million --max-picks 300 --threads 1
 """
 
 from __future__ import annotations
@@ -116,15 +119,6 @@ def copy_bandwidth(nbytes: int = 512 << 20, rounds: int = 5) -> dict[str, tuple[
     return {k: (2 * nbytes / w / 1e9, 2 * nbytes / c / 1e9) for k, (w, c) in best.items()}
 
 
-def timed_kernel(X: np.ndarray, k: int, kernel: str, max_picks: int | None) -> tuple[float, bool, np.ndarray]:
-    """Seconds for k picks (extrapolated from ``max_picks`` when fewer), whether extrapolated, picks."""
-    picks = k if not max_picks or kernel == "pruned" else min(k, max_picks)
-    t = time.perf_counter()
-    idx, _ = kcenter_greedy(X, picks, first=0, algorithm=kernel, device="cpu")
-    s = time.perf_counter() - t
-    return s * k / picks, picks < k, idx
-
-
 def per_pick(X: np.ndarray, kernels: list[str], picks: int, naive_picks: int, rounds: int
              ) -> dict[str, tuple[float, float]]:
     """Best-of-``rounds`` (wall, CPU) seconds per pick of each kernel, run in turn (rotating)."""
@@ -170,33 +164,37 @@ def agreement(args: argparse.Namespace) -> None:
     X = real_rows(args.store)
     n, d = X.shape
     k = round(args.ratio * n)
-    times = {}
-    res = {}
-    for kernel in ("dense", "half"):
+    times, res = {}, {}
+    for kernel in ("dense", "torch", "half"):  # torch: float32 too, another summation order
         t = time.perf_counter()
         res[kernel] = kcenter_greedy(X, k, first=0, algorithm=kernel, device="cpu")
         times[kernel] = time.perf_counter() - t
-    (a, ra), (b, rb) = res["dense"], res["half"]
-    same = a == b
-    first_diff = int(np.argmin(same)) if not same.all() else k
-    overlap = len(set(a.tolist()) & set(b.tolist())) / k
-    print(f"real rows: N={n:,}, d={d}, k={k:,}: dense {times['dense']:.1f} s, half {times['half']:.1f} s "
-          f"({times['dense'] / times['half']:.2f}x)")
-    print(f"half vs dense: identical up to pick {first_diff:,}; same pick at {same.mean():.1%} of positions; "
-          f"same set {overlap:.1%}; final radius {rb[-1]:.5f} vs {ra[-1]:.5f} ({rb[-1] / ra[-1] - 1:+.3%}); "
-          f"radius curves differ by at most {np.max(np.abs(rb - ra) / ra):.3%}")
-    # every half pick, measured in float32, against the farthest point at that step
+    print(f"real rows: N={n:,}, d={d}, k={k:,}: " + ", ".join(f"{kk} {s:.1f} s" for kk, s in times.items())
+          + f" (half {times['dense'] / times['half']:.2f}x dense)")
+    a, ra = res["dense"]
+    for other in ("torch", "half"):
+        b, rb = res[other]
+        same = a == b
+        first_diff = int(np.argmin(same)) if not same.all() else k
+        overlap = len(set(a.tolist()) & set(b.tolist())) / k
+        print(f"{other} vs dense: identical up to pick {first_diff:,}; same pick at {same.mean():.1%} of positions; "
+              f"same set {overlap:.1%}; final radius {rb[-1]:.5f} vs {ra[-1]:.5f} ({rb[-1] / ra[-1] - 1:+.3%}); "
+              f"radius curves differ by at most {np.max(np.abs(rb - ra) / ra):.3%}")
+    # every pick, measured in float64, against the farthest point at that step
     m = min(k, args.check_picks)
-    sq = np.einsum("ij,ij->i", X, X)
-    mind = np.full(n, np.inf, dtype=np.float32)
-    worst = 0.0
-    for j in range(m):
-        if j:
-            far = float(mind.max())
-            worst = max(worst, (far - float(mind[b[j]])) / far)
-        c = b[j]
-        np.minimum(mind, sq + sq[c] - 2.0 * (X @ X[c]), out=mind)
-    print(f"first {m:,} half picks: each within {worst:.2e} (relative, in squared distance) of the farthest point")
+    X64 = X.astype(np.float64)
+    sq = np.einsum("ij,ij->i", X64, X64)
+    for kernel in ("dense", "half"):
+        b = res[kernel][0]
+        mind = np.full(n, np.inf)
+        worst = 0.0
+        for j in range(m):
+            if j:
+                far = float(mind.max())
+                worst = max(worst, (far - float(mind[b[j]])) / far)
+            np.minimum(mind, sq + sq[b[j]] - 2.0 * (X64 @ X64[b[j]]), out=mind)
+        print(f"first {m:,} {kernel} picks: each within {worst:.1e} (relative, squared distance, float64) "
+              "of the farthest point")
 
 
 def pruned_sweep(args: argparse.Namespace) -> None:
@@ -223,6 +221,7 @@ def pruned_sweep(args: argparse.Namespace) -> None:
 
 
 def million(args: argparse.Namespace) -> None:
+    """Paths for 1M points: dense kernels (extrapolated), a random projection, LTD."""
     from coreselect.selection import make_selector
     from coreselect.selection.kcenter import random_projection
 
@@ -230,23 +229,23 @@ def million(args: argparse.Namespace) -> None:
     k = round(args.ratio * n)
     t = time.perf_counter()
     X = synthetic(n, d, 2000)
-    print(f"synthetic {n:,} x {d} ({time.perf_counter() - t:.0f} s to make), k={k:,}")
-    print("| path | seconds | note |\n|---|---|---|")
-    s, ext, _ = timed_kernel(X, k, "half", args.max_picks)
-    print(f"| kcenter, half, d=256 | {s:,.0f} | {f'extrapolated from {args.max_picks} picks' if ext else 'full'} |",
-          flush=True)
+    print(f"synthetic {n:,} x {d} (2,000 Zipf-sized blobs; {time.perf_counter() - t:.0f} s to make), k={k:,}; "
+          f"kcenter times extrapolated from {args.max_picks} picks (constant cost per pick)")
+    print("| path | wall s | CPU s | note |\n|---|---|---|---|")
+    for kern in ("half", "dense"):
+        w, c = measure(lambda kern=kern: kcenter_greedy(X, args.max_picks, first=0, algorithm=kern, device="cpu"))
+        print(f"| kcenter {kern}, d={d} | {w * k / args.max_picks:,.0f} | {c * k / args.max_picks:,.0f} | "
+              f"{X.nbytes / (c / args.max_picks) / 1e9:.1f} dense-equivalent GB/s per CPU s |", flush=True)
     for p in (64, 32):
-        t = time.perf_counter()
+        wp, cp = measure(lambda p=p: random_projection(X, p))
         P = random_projection(X, p)
-        tp = time.perf_counter() - t
-        for kern in ("half", "dense"):
-            s, ext, _ = timed_kernel(P, k, kern, args.max_picks)
-            print(f"| kcenter project_dim={p}, {kern} | {s + tp:,.0f} | projection {tp:.0f} s; "
-                  f"{f'extrapolated from {args.max_picks} picks' if ext else 'full'} |", flush=True)
+        w, c = measure(lambda P=P: kcenter_greedy(P, args.max_picks, first=0, algorithm="auto", device="cpu"))
+        print(f"| kcenter project_dim={p} (auto: dense) | {wp + w * k / args.max_picks:,.0f} | "
+              f"{cp + c * k / args.max_picks:,.0f} | projection {wp:.1f} s |", flush=True)
     for nc in args.ltd_clusters.split(","):
-        t = time.perf_counter()
-        make_selector("ltd", n_select=k, n_clusters=int(nc), niter=10).fit(X)
-        print(f"| ltd, n_clusters={nc}, niter=10 | {time.perf_counter() - t:,.0f} | full run |", flush=True)
+        w, c = measure(lambda nc=nc: make_selector("ltd", n_select=k, n_clusters=int(nc), niter=10).fit(X))
+        print(f"| ltd, n_clusters={nc}, niter=10 | {w:,.0f} | {c:,.0f} | full run (k-means + k-center per cluster) |",
+              flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -260,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--naive-picks", type=int, default=20)
     ap.add_argument("--picks", type=int, default=400, help="picks per timed run of the speed table")
     ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds of the speed table (best of)")
-    ap.add_argument("--max-picks", type=int, default=None, help="--million: time this many picks, extrapolate to k")
+    ap.add_argument("--max-picks", type=int, default=300, help="--million: time this many picks, extrapolate to k")
     ap.add_argument("--agreement", action="store_true")
     ap.add_argument("--check-picks", type=int, default=1000)
     ap.add_argument("--pruned-sweep", action="store_true")

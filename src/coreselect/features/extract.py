@@ -50,8 +50,8 @@ def default_system_prefix(tokenizer: Any) -> list[int]:
 
     Examples
     --------
-    >>> tok.decode(default_system_prefix(tok))  # doctest: +SKIP
-    '<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n'
+    >>> len(default_system_prefix(smollm2_tokenizer))  # "<|im_start|>system ... <|im_end|>"  # doctest: +SKIP
+    21
     """
     if not has_chat_template(tokenizer):
         return []

@@ -107,11 +107,9 @@ def _pow2(top: float) -> float:
 
 
 def _loop_cpu(Xt, sq: np.ndarray, n_select: int, first: int, scale: float) -> Result:
-    import torch
+    import torch.nn.functional as F
 
     n = Xt.shape[0]
-    dot = torch.empty(n, dtype=Xt.dtype)
-    dot_np = dot.numpy()  # the same memory
     d = np.empty(n, dtype=np.float32)
     min_d2 = np.full(n, np.inf, dtype=np.float32)
     indices = np.empty(n_select, dtype=np.int64)
@@ -119,8 +117,8 @@ def _loop_cpu(Xt, sq: np.ndarray, n_select: int, first: int, scale: float) -> Re
     c = first
     for j in range(n_select):
         indices[j] = c
-        torch.mv(Xt, Xt[c], out=dot)
-        np.copyto(d, dot_np)  # float16 -> float32
+        # x.c for every row; F.linear (X as the weight) is ~25% faster than torch.mv in float16
+        np.copyto(d, F.linear(Xt[c : c + 1], Xt)[0].numpy())  # float16 -> float32
         d *= -2.0
         d += sq
         d += sq[c]
