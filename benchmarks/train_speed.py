@@ -11,6 +11,8 @@ round-robin order (so background load hits all of them alike); the median of ``-
 * ``train selected``: coreselect's loss - LM head and cross-entropy at response positions only
 * ``train selected, TRL kernel``: the same positions through TRL's vocabulary-tiled kernel
 * ``fp32`` / ``bf16``: float32 weights, or bf16 weights under bf16 autocast
+* ``+ activation checkpointing``: layers recompute their activations in the backward pass
+  (TRL 1.x's ``SFTConfig`` default; coreselect turns it off)
 
 It also counts the padding that random batches carry against length-grouped ones.
 
@@ -114,11 +116,15 @@ def main() -> None:
         return get_peft_model(m, LoraConfig(r=16, lora_alpha=32, target_modules=targets, task_type="CAUSAL_LM"))
 
     models = {"bf16": lora(model), "fp32": lora(load_model(spec, dtype="float32")[0])}
+    if "train selected fp32 + activation checkpointing" not in args.skip:
+        ckpt = load_model(spec, dtype="float32")[0]
+        ckpt.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+        models["fp32 ckpt"] = lora(ckpt)
     for m in models.values():
         m.train()
 
     def ctx(precision: str) -> contextlib.AbstractContextManager:
-        return torch.autocast("cpu", dtype=torch.bfloat16) if precision == "bf16" else contextlib.nullcontext()
+        return torch.autocast("cpu", dtype=torch.bfloat16) if precision.startswith("bf16") else contextlib.nullcontext()
 
     def loss_plain(m):
         return m(**batch, use_cache=False).loss
@@ -153,6 +159,7 @@ def main() -> None:
         "train TRL default fp32": train_step(loss_trl, "fp32"),
         "train selected fp32": train_step(loss_selected, "fp32"),
         "train selected, TRL kernel fp32": train_step(lambda m: loss_selected(m, "trl"), "fp32"),
+        "train selected fp32 + activation checkpointing": train_step(loss_selected, "fp32 ckpt"),
         "train plain bf16": train_step(loss_plain, "bf16"),
         "train selected bf16": train_step(loss_selected, "bf16"),
         "train selected, TRL kernel bf16": train_step(lambda m: loss_selected(m, "trl"), "bf16"),

@@ -5,9 +5,10 @@ import json
 
 import pytest
 
-from coreselect.data import default_output_name, load_dataset, subset_bytes
+from coreselect.data import load_dataset
 from coreselect.demo import demo_path
 from coreselect.errors import DataError
+from coreselect.output import default_output_name, subset_bytes
 
 ALPACA = [
     {"instruction": "Add 2 and 3.", "input": "", "output": "5", "id": 7},

@@ -31,9 +31,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from coreselect.data import Dataset, atomic_write_bytes, load_dataset, subset_bytes
+from coreselect.data import Dataset, load_dataset
 from coreselect.errors import ConfigError, DataError
 from coreselect.experiment_config import DataSlice, ExperimentConfig
+from coreselect.output import atomic_write_bytes, subset_bytes
 
 log = logging.getLogger(__name__)
 

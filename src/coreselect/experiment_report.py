@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from coreselect.data import atomic_write_bytes
+from coreselect.output import atomic_write_bytes
 
 log = logging.getLogger(__name__)
 

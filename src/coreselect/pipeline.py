@@ -24,11 +24,12 @@ from typing import Any, Literal
 import numpy as np
 
 from coreselect import __version__
-from coreselect.data import Dataset, atomic_write_bytes, check_writable, load_dataset, subset_bytes
+from coreselect.data import Dataset, load_dataset
 from coreselect.errors import ConfigError
 from coreselect.features.activations import FeatureConfig
 from coreselect.features.transform import Normalize, prepare_features, raw_features
 from coreselect.models import cache_dir, resolve_model
+from coreselect.output import atomic_write_bytes, check_writable, subset_bytes
 from coreselect.score import label_scores, score_selection
 from coreselect.selection import make_selector
 from coreselect.store import FeatureStore
@@ -179,7 +180,7 @@ def _runs_on_ray(selector: Any) -> bool:
 
 
 def _default_name(ds: Dataset) -> str:
-    from coreselect.data import default_output_name
+    from coreselect.output import default_output_name
 
     return default_output_name(ds)
 

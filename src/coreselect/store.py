@@ -30,14 +30,14 @@ from typing import Any
 
 import numpy as np
 
-from coreselect.data import atomic_write_bytes
 from coreselect.errors import StoreError
+from coreselect.output import atomic_write_bytes
 
 log = logging.getLogger(__name__)
 
 STORE_FORMAT = "coreselect-features/1"
 _SHARD_RE = re.compile(r"^shard-(\d{5})\.safetensors$")
-#: Temporary files of :func:`~coreselect.data.atomic_write_bytes`: ``.<name>.<random>.tmp``.
+#: Temporary files of :func:`~coreselect.output.atomic_write_bytes`: ``.<name>.<random>.tmp``.
 _TMP_RE = re.compile(r"^\..+\.tmp$")
 #: Per-row statistics stored next to the features (int32).
 ROW_STATS = ("n_tokens", "prompt_tokens", "response_tokens", "truncated")

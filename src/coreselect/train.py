@@ -30,8 +30,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from coreselect import __version__
-from coreselect.data import Dataset, Example, atomic_write_bytes, load_dataset
+from coreselect.data import Dataset, Example, load_dataset
 from coreselect.errors import ConfigError, OutputExistsError
+from coreselect.output import atomic_write_bytes
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +61,10 @@ class TrainConfig:
         default=("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"))
     warmup_ratio: float = 0.05
     group_by_length: bool = True
+    # Recompute activations in the backward pass instead of keeping them (TRL's default is on):
+    # saves memory, costs about one more forward pass per step. Off here; turn on for long rows
+    # or large models on a GPU.
+    activation_checkpointing: bool = False
     logging_steps: int = 5
     progress: bool = True
     trust_remote_code: bool = False
@@ -260,6 +265,7 @@ def _build_trainer(model: Any, tok: Any, enc: Encoded, config: TrainConfig, prec
         length_column_name="length", logging_steps=config.logging_steps, save_strategy="no",
         report_to="none", disable_tqdm=not config.progress, dataloader_num_workers=0,
         remove_unused_columns=True, prediction_loss_only=True,
+        activation_checkpointing=config.activation_checkpointing,
     )
     trainer = ResponseOnlySFTTrainer(model=model, args=args, train_dataset=train_ds, processing_class=tok,
                                      peft_config=peft_config)
@@ -286,6 +292,7 @@ def _manifest(ds: Dataset, spec: Any, config: TrainConfig, precision: str, enc: 
         "lora": lora_info,
         "train": {"steps": int(trainer.state.global_step), "epochs": round(float(trainer.state.epoch or 0), 4),
                   "tokens": tokens, "response_tokens": int(trainer.response_tokens_seen_),
+                  "activation_checkpointing": bool(trainer.args.activation_checkpointing),
                   "seconds": round(seconds, 3), "load_seconds": round(load_seconds, 3),
                   "tokens_per_second": round(tokens / seconds, 2) if seconds > 0 else None,
                   "final_loss": round(float(stats.training_loss), 6) if stats is not None else None,

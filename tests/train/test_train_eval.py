@@ -27,10 +27,24 @@ def test_train_writes_a_loadable_adapter(tiny_model: Path, alpaca_file: Path, tm
     assert m["train"]["steps"] == 2 and m["train"]["tokens"] > m["train"]["response_tokens"] > 0
     assert m["train"]["tokens_per_second"] > 0 and math.isfinite(m["train"]["final_loss"])
     assert m["data"]["prompt_format"] == "chat-template"
+    assert m["train"]["activation_checkpointing"] is False  # TRL's default is on; ours is off
     model = AutoPeftModelForCausalLM.from_pretrained(out)
     assert any("lora_" in n for n, _ in model.named_parameters())
     with pytest.raises(OutputExistsError):
         train(alpaca_file, out, TrainConfig(model=str(tiny_model), max_steps=1, progress=False))
+
+
+def test_activation_checkpointing_changes_memory_not_results(tiny_model: Path, alpaca_file: Path,
+                                                             tmp_path: Path) -> None:
+    losses = {}
+    for ckpt in (False, True):
+        res = train(alpaca_file, tmp_path / str(ckpt), TrainConfig(
+            model=str(tiny_model), max_steps=3, batch_size=4, max_length=128, logging_steps=1, progress=False,
+            activation_checkpointing=ckpt))
+        assert res.manifest["train"]["activation_checkpointing"] is ckpt
+        losses[ckpt] = [h["loss"] for h in res.manifest["train"]["loss_history"]]
+    assert len(losses[False]) == 3
+    assert losses[True] == pytest.approx(losses[False], rel=1e-4)
 
 
 def test_train_rejects_bad_options(tiny_model: Path, alpaca_file: Path, tmp_path: Path) -> None:

@@ -39,9 +39,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from coreselect.data import atomic_write_bytes
     from coreselect.errors import ConfigError
     from coreselect.evaluate import evaluate
+    from coreselect.output import atomic_write_bytes
 
     tasks = [t.strip() for t in args.tasks.split(",") if t.strip()] if args.tasks else []
     if args.limit is not None and args.limit < 1:

@@ -83,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
     if args.report:
         from pathlib import Path
 
-        from coreselect.data import check_writable
+        from coreselect.output import check_writable
 
         check_writable(Path(args.report), args.overwrite)  # fail before the slow part
     res = run_select(job)

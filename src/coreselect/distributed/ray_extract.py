@@ -38,7 +38,7 @@ from coreselect.data import Dataset, Example
 from coreselect.distributed import DistributedError
 from coreselect.distributed.cluster import check_positive, connect, extraction_layout
 from coreselect.features.activations import FeatureConfig
-from coreselect.features.extract import BATCH_TOKENS, SHARD_ROWS, extract_shard, store_key
+from coreselect.features.extract import BATCH_TOKENS, SHARD_ROWS, extract_shard, finish_store, open_store
 from coreselect.models import ModelSpec
 from coreselect.store import FeatureStore, ShardPlan
 
@@ -46,27 +46,6 @@ log = logging.getLogger(__name__)
 
 #: Tries of one shard after its actor died (a crash, an OOM kill, a lost node).
 MAX_TASK_RETRIES = 4
-
-
-def open_store(ds: Dataset, model: ModelSpec, config: FeatureConfig, out_dir: str | Path,
-               shard_rows: int) -> FeatureStore:
-    """Create or resume the store exactly as the single-process path does (same key, manifest)."""
-    return FeatureStore.create(out_dir, {
-        "key": store_key(ds.fingerprint, model, config), "n_rows": len(ds), "shard_rows": shard_rows,
-        "data": {"path": str(ds.path), "fingerprint": ds.fingerprint, "format": ds.format},
-        "model": model.to_json(), "config": config.to_json(),
-    })
-
-
-def finish_store(store: FeatureStore, ds: Dataset, config: FeatureConfig, seconds: float) -> FeatureStore:
-    """Finalise with the same statistics as the single-process path."""
-    stats = store.load(["n_tokens", "truncated"])
-    n_trunc = int(stats["truncated"].sum())
-    if n_trunc:
-        log.warning("%d of %d examples were truncated to %d tokens", n_trunc, len(ds), config.max_length)
-    store.finalize(stats={"tokens": int(stats["n_tokens"].sum()), "truncated": n_trunc,
-                          "seconds_last_run": round(seconds, 3)})
-    return store
 
 
 def config_from_json(d: dict[str, Any]) -> FeatureConfig:

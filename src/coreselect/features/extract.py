@@ -115,12 +115,7 @@ def extract_features(
     loaded: tuple[Any, Any] | None = None,
 ) -> FeatureStore:
     """Extract features of every example into ``out_dir``, resuming what is already there."""
-    key = store_key(ds.fingerprint, model, config)
-    store = FeatureStore.create(out_dir, {
-        "key": key, "n_rows": len(ds), "shard_rows": shard_rows,
-        "data": {"path": str(ds.path), "fingerprint": ds.fingerprint, "format": ds.format},
-        "model": model.to_json(), "config": config.to_json(),
-    })
+    store = open_store(ds, model, config, out_dir, shard_rows)
     if store.manifest.get("complete"):
         log.info("%s: features already extracted", out_dir)
         return store
@@ -153,6 +148,21 @@ def extract_features(
         seconds = time.perf_counter() - t0
     else:
         seconds = 0.0
+    return finish_store(store, ds, config, seconds)
+
+
+def open_store(ds: Dataset, model: ModelSpec, config: FeatureConfig, out_dir: str | Path,
+               shard_rows: int = SHARD_ROWS) -> FeatureStore:
+    """Create or resume the feature store of ``ds`` x ``model`` x ``config`` (any executor)."""
+    return FeatureStore.create(out_dir, {
+        "key": store_key(ds.fingerprint, model, config), "n_rows": len(ds), "shard_rows": shard_rows,
+        "data": {"path": str(ds.path), "fingerprint": ds.fingerprint, "format": ds.format},
+        "model": model.to_json(), "config": config.to_json(),
+    })
+
+
+def finish_store(store: FeatureStore, ds: Dataset, config: FeatureConfig, seconds: float) -> FeatureStore:
+    """Mark a store whose shards are all written complete, with its token and truncation counts."""
     stats = store.load(["n_tokens", "truncated"])
     n_trunc = int(stats["truncated"].sum())
     if n_trunc:

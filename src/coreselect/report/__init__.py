@@ -22,8 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from coreselect.data import atomic_write_bytes, check_writable
 from coreselect.errors import ConfigError
+from coreselect.output import atomic_write_bytes, check_writable
 from coreselect.report import analysis, plots, sections
 from coreselect.report.html import page
 from coreselect.report.load import ReportError, ReportInputs, load_inputs

@@ -1,0 +1,79 @@
+"""Writing outputs safely: never half-written, never over what the user had, in the input's format."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import tempfile
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from coreselect.data import Dataset
+from coreselect.errors import OutputExistsError
+
+
+def check_writable(path: Path, overwrite: bool) -> None:
+    """Refuse to clobber an existing file unless asked to."""
+    if path.exists() and not overwrite:
+        raise OutputExistsError(f"{path}: already exists (pass --overwrite to replace it)")
+    if path.is_dir():
+        raise OutputExistsError(f"{path}: is a directory")
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _umask()
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write a file so that it is either absent, old, or complete: never half-written."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp creates 0600; give the usual permissions
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def subset_bytes(ds: Dataset, order: Sequence[int], out: Path) -> bytes:
+    """Serialise the records at ``order`` in the container of ``out`` (which follows the input)."""
+    name = out.name.lower()
+    compressed = name.endswith(".gz")
+    base = name[:-3] if compressed else name
+    if base.endswith(".parquet"):
+        import io
+
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        buf = io.BytesIO()
+        pq.write_table(pa.Table.from_pylist([ds.examples[i].record for i in order]), buf)
+        return buf.getvalue()
+    if base.endswith(".json"):
+        body = json.dumps([ds.examples[i].record for i in order], ensure_ascii=False, indent=2)
+        data = (body + "\n").encode()
+    else:
+        lines: Iterator[str] = (
+            ds.raw_lines[i] if ds.raw_lines is not None
+            else json.dumps(ds.examples[i].record, ensure_ascii=False) for i in order
+        )
+        data = "".join(line + "\n" for line in lines).encode()
+    # mtime=0 keeps gzip output byte-identical across runs
+    return gzip.compress(data, mtime=0) if compressed else data
+
+
+def default_output_name(ds: Dataset) -> str:
+    """``core.jsonl``-style name in the input's container, e.g. ``core.json.gz``."""
+    ext = {"jsonl": ".jsonl", "json": ".json", "parquet": ".parquet"}[ds.container]
+    return "core" + ext + (".gz" if ds.compressed else "")
