@@ -180,10 +180,11 @@ def _train_stage(cfg: ExperimentConfig, arm: Arm, select_key: str, root: Path, p
 
 def _eval_stage(cfg: ExperimentConfig, arm: Arm, upstream_key: str, evals: dict[str, Dataset], root: Path,
                 progress: bool) -> dict[str, Any]:
-    from coreselect.evaluate import load_for_eval, response_loss
+    from coreselect.evaluate import load_for_eval, response_loss, run_lm_eval
 
     ev = cfg.evaluation
-    key = _key("eval", upstream_key, {n: d.fingerprint for n, d in evals.items()}, asdict(ev))
+    settings = {k: v for k, v in asdict(ev).items() if k not in ("tasks", "task_limit") or ev.tasks}
+    key = _key("eval", upstream_key, {n: d.fingerprint for n, d in evals.items()}, settings)
     arm_dir = root / "arms" / arm.name
     marker = arm_dir / "eval.json"
     if (m := _done(marker, key)) is not None:
@@ -195,8 +196,12 @@ def _eval_stage(cfg: ExperimentConfig, arm: Arm, upstream_key: str, evals: dict[
     model, tok, _ = load_for_eval(model_ref, precision=ev.precision)
     results = {name: response_loss(model, tok, ds, max_length=ev.max_length, batch_size=ev.batch_size,
                                    progress=progress) for name, ds in evals.items()}
+    tasks = {}
+    if ev.tasks:
+        out = run_lm_eval(model, tok, ev.tasks, batch_size=ev.batch_size, limit=ev.task_limit)
+        tasks = {task: task_metrics(r) for task, r in out.get("results", {}).items()}
     del model
-    m = {"stage_key": key, "results": results, "seconds": round(time.perf_counter() - t, 3)}
+    m = {"stage_key": key, "results": results, "tasks": tasks, "seconds": round(time.perf_counter() - t, 3)}
     _write_json(marker, m)
     return m
 
@@ -247,7 +252,22 @@ def _row(arm: Arm, sel: dict[str, Any] | None, tr: dict[str, Any] | None, ev: di
     for name, r in ev["results"].items():
         row[f"loss:{name}"] = r["loss"]
         row[f"perplexity:{name}"] = r["perplexity"]
+    for task, metrics in ev.get("tasks", {}).items():
+        for metric, value in metrics.items():
+            row[f"{task}:{metric}"] = value
     return row
+
+
+def task_metrics(result: dict[str, Any]) -> dict[str, float]:
+    """lm-eval's per-task result without standard errors, aliases and filter suffixes
+    (``acc,none`` -> ``acc``; ``exact_match,strict-match`` -> ``exact_match:strict-match``)."""
+    out = {}
+    for name, value in result.items():
+        if "," not in name or "_stderr" in name or not isinstance(value, (int, float)):
+            continue
+        metric, filt = name.split(",", 1)
+        out[metric if filt == "none" else f"{metric}:{filt}"] = round(float(value), 6)
+    return out
 
 
 __all__ = ["Arm", "check_disjoint", "materialise", "plan_arms", "run_experiment", "text_hash"]

@@ -60,6 +60,8 @@ class EvalConfig:
     batch_size: int = 8
     base: bool = True  # also evaluate the untrained trainee model as a reference row
     precision: str = "auto"  # auto: bf16 where supported (inference is faster in bf16)
+    tasks: tuple[str, ...] = ()  # lm-evaluation-harness tasks per arm, e.g. (mmlu_local,)
+    task_limit: int | None = None  # questions per task (None: all)
 
 
 @dataclass
@@ -116,6 +118,13 @@ def _slice(where: str, value: Any, base: Path, default_name: str) -> DataSlice:
                      str(d.get("name") or default_name))
 
 
+def _tasks(where: str, value: Any) -> tuple[str, ...]:
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list) or not all(isinstance(t, str) and t.strip() for t in items):
+        raise ConfigError(f"{where}: expected a list of lm-eval task names, got {value!r}")
+    return tuple(t.strip() for t in items)
+
+
 def _dataclass_from(cls: type, where: str, d: dict[str, Any], **convert: Any) -> Any:
     names = [f.name for f in fields(cls)]
     _check_keys(where, d, names)
@@ -166,7 +175,9 @@ def parse_config(raw: Any, base: Path, source: str = "") -> ExperimentConfig:
     for b in baselines:
         if b not in ("random", "full"):
             raise ConfigError(f"baselines: unknown baseline {b!r} (known: random, full)")
-    evaluation = _dataclass_from(EvalConfig, "evaluation", _mapping("evaluation", d.get("evaluation")))
+    evaluation = _dataclass_from(EvalConfig, "evaluation", _mapping("evaluation", d.get("evaluation")),
+                                 tasks=lambda v: _tasks("evaluation.tasks", v),
+                                 task_limit=lambda v: _int("evaluation.task_limit", v, minimum=1, allow_none=True))
     from coreselect.selection import available_methods
 
     known_methods = list(available_methods())

@@ -29,8 +29,15 @@ def _fmt(v: Any, digits: int = 4) -> str:
     return str(v)
 
 
+def task_columns(rows: Sequence[dict[str, Any]], eval_names: Sequence[str]) -> list[str]:
+    """Columns of lm-eval task metrics (``task:metric``), in first-seen order."""
+    known = set(_BASE_COLUMNS) | {f"{k}:{n}" for n in eval_names for k in ("loss", "perplexity")}
+    return list(dict.fromkeys(c for r in rows for c in r if c not in known))
+
+
 def results_csv(rows: Sequence[dict[str, Any]], eval_names: Sequence[str]) -> str:
-    cols = _BASE_COLUMNS + [f"{k}:{n}" for n in eval_names for k in ("loss", "perplexity")]
+    cols = (_BASE_COLUMNS + [f"{k}:{n}" for n in eval_names for k in ("loss", "perplexity")]
+            + task_columns(rows, eval_names))
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=cols, extrasaction="ignore", lineterminator="\n")
     w.writeheader()
@@ -45,16 +52,45 @@ def results_markdown(rows: Sequence[dict[str, Any]], eval_names: Sequence[str]) 
     for n in eval_names:
         suffix = f" ({n})" if len(eval_names) > 1 else ""
         head += [f"eval loss{suffix}", f"perplexity{suffix}"]
+    extra = task_columns(rows, eval_names)
+    head += extra
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         cells = [r["arm"], r["method"], _fmt(r["budget"]), _fmt(r["seed"]), _fmt(r["n_train"]),
                  _fmt(r["train_tokens"]), f"{r['train_seconds']:.0f}"]
         for n in eval_names:
             cells += [_fmt(r.get(f"loss:{n}", "")), _fmt(r.get(f"perplexity:{n}", ""), 2)]
+        cells += [_fmt(r.get(c, "")) for c in extra]
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
     note = ("\neval loss: mean negative log-likelihood per response token on the held-out set "
             "(lower is better); perplexity = exp(loss). `base` is the trainee model before fine-tuning.\n")
-    return "\n".join(lines) + "\n" + note
+    return "\n".join(lines) + "\n" + note + seed_summary(rows, eval_names)
+
+
+def seed_summary(rows: Sequence[dict[str, Any]], eval_names: Sequence[str]) -> str:
+    """Mean, standard deviation and range over seeds of each method x budget (when any has several)."""
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    for r in rows:
+        if r["method"] != "base":
+            groups[(r["method"], _fmt(r["budget"]))].append(r)
+    if not eval_names or all(len(g) < 2 for g in groups.values()):
+        return ""
+    out = []
+    for n in eval_names:
+        key = f"loss:{n}"
+        out += [f"\n### Over seeds: eval loss on {n}\n",
+                "| method | budget | seeds | mean | std | min | max | mean train tokens |",
+                "|---|---|---|---|---|---|---|---|"]
+        for (method, budget), g in groups.items():
+            v = [float(r[key]) for r in g if key in r]
+            if not v:
+                continue
+            mean = sum(v) / len(v)
+            std = math.sqrt(sum((x - mean) ** 2 for x in v) / (len(v) - 1)) if len(v) > 1 else float("nan")
+            tok = sum(int(r["train_tokens"]) for r in g) / len(g)
+            out.append(f"| {method} | {budget} | {len(v)} | {mean:.4f} | "
+                       f"{'-' if math.isnan(std) else f'{std:.4f}'} | {min(v):.4f} | {max(v):.4f} | {tok:,.0f} |")
+    return "\n".join(out) + "\n\nstd: sample standard deviation over seeds (each seed selects and trains anew).\n"
 
 
 def plot_results(rows: Sequence[dict[str, Any]], eval_name: str, path: Path) -> None:
@@ -115,4 +151,4 @@ def write_reports(rows: Sequence[dict[str, Any]], root: Path, eval_names: Sequen
         plot_results(rows, eval_names[0], root / "results.png")
 
 
-__all__ = ["plot_results", "results_csv", "results_markdown", "write_reports"]
+__all__ = ["plot_results", "results_csv", "results_markdown", "seed_summary", "task_columns", "write_reports"]

