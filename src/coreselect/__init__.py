@@ -9,7 +9,15 @@ Library use::
 
 from __future__ import annotations
 
+import os
+
 __version__ = "0.1.0"
+
+# oneDNN (torch's CPU matmul backend) caches compiled kernels per input shape, 1,024 by default.
+# Extraction runs batches of ever-new shapes, so that cache grew the process by ~50 MB per 512
+# records (5.2 GB over the 51,924-record Alpaca pool); 64 entries keep it bounded at the same
+# speed (docs/performance.md). Read when oneDNN first runs, so it is set before torch is used.
+os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "64")
 
 __all__ = ["SelectJob", "SelectResult", "__version__", "run_select"]
 

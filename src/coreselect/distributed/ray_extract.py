@@ -38,7 +38,14 @@ from coreselect.data import Dataset, Example
 from coreselect.distributed import DistributedError
 from coreselect.distributed.cluster import check_positive, connect, extraction_layout
 from coreselect.features.activations import FeatureConfig
-from coreselect.features.extract import BATCH_TOKENS, SHARD_ROWS, extract_shard, finish_store, open_store
+from coreselect.features.extract import (
+    BATCH_TOKENS,
+    SHARD_ROWS,
+    extract_shard,
+    finish_store,
+    open_store,
+    release_free_memory,
+)
 from coreselect.models import ModelSpec
 from coreselect.store import FeatureStore, ShardPlan
 
@@ -112,6 +119,7 @@ class ShardExtractor:
                 return int(f.get_tensor("n_tokens").sum())
         arrays = self._shard_fn(_examples(plan.start, payload))
         self.store.write_shard(plan, arrays)
+        release_free_memory()
         return int(arrays["n_tokens"].sum())
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
