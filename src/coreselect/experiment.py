@@ -157,10 +157,12 @@ def _select_stage(cfg: ExperimentConfig, arm: Arm, pool: Dataset, root: Path, pr
 
 
 def _train_stage(cfg: ExperimentConfig, arm: Arm, select_key: str, root: Path, progress: bool) -> dict[str, Any]:
-    from coreselect.train import MANIFEST, train
+    from coreselect.train import MANIFEST, resolve_precision, train
 
     tc = cfg.trainee
-    tc_json = {**asdict(tc), "progress": None, "lora_targets": list(tc.lora_targets)}
+    # what "auto" means depends on the machine (and on measurements), so the key holds the result
+    tc_json = {**asdict(tc), "progress": None, "lora_targets": list(tc.lora_targets),
+               "precision": resolve_precision(tc.precision)}
     key = _key("train", select_key, tc_json, arm.seed)
     arm_dir = root / "arms" / arm.name
     marker = arm_dir / "train.json"

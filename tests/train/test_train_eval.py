@@ -41,6 +41,7 @@ def test_activation_checkpointing_changes_memory_not_results(tiny_model: Path, a
     for ckpt in (False, True):
         res = train(alpaca_file, tmp_path / str(ckpt), TrainConfig(
             model=str(tiny_model), max_steps=3, batch_size=4, max_length=128, logging_steps=1, progress=False,
+            precision="fp32",
             activation_checkpointing=ckpt))
         assert res.manifest["train"]["activation_checkpointing"] is ckpt
         losses[ckpt] = [h["loss"] for h in res.manifest["train"]["loss_history"]]

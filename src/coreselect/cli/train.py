@@ -37,7 +37,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    "(overrides --epochs; default: -1 = run the epochs)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     p.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp32"],
-                   help="auto (default): bf16 on a GPU, fp32 on CPU, where bf16 training measured no faster")
+                   help="auto (default): bf16 on a GPU or on a CPU with bf16 instructions (2x faster steps measured), else fp32")
     p.add_argument("--lora-r", type=int, default=16, help="LoRA rank (default: 16)")
     p.add_argument("--no-group-by-length", action="store_true",
                    help="random batches instead of length-grouped ones (more padding)")
