@@ -22,7 +22,6 @@ runs ``extract_features`` on growing pools, one subprocess per size, and reports
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 import os
 import resource
@@ -35,16 +34,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-ALPACA = Path(__file__).resolve().parents[2] / "shared" / "data" / "alpaca_cleaned.jsonl.gz"
-
-
-def first_records(path: Path, n: int, out: Path) -> Path:
-    with gzip.open(path, "rt") as f, open(out, "w") as g:
-        for i, line in enumerate(f):
-            if i >= n:
-                break
-            g.write(line)
-    return out
+from _common import ALPACA, head_records
 
 
 class _Stop(Exception):
@@ -297,7 +287,7 @@ def rss_child(n: int, data: Path) -> None:
     spec, model, tok = load()
     after_load = psutil.Process().memory_info().rss
     with tempfile.TemporaryDirectory() as tmp:
-        part = first_records(data, n, Path(tmp) / "part.jsonl")
+        part = head_records(data, n, Path(tmp) / "part.jsonl")
         ds = load_dataset(part)
         t = time.perf_counter()
         store = extract_features(ds, spec, FeatureConfig(), Path(tmp) / "store", progress=False, loaded=(model, tok))
@@ -338,7 +328,7 @@ def main(argv: list[str] | None = None) -> int:
         rss_table([int(s) for s in args.rss.split(",")], args.data)
         return 0
     with tempfile.TemporaryDirectory() as tmp:
-        part = first_records(args.data, args.n, Path(tmp) / "part.jsonl")
+        part = head_records(args.data, args.n, Path(tmp) / "part.jsonl")
         (levers if args.levers else main_table)(args, part)
     print(f"load average {os.getloadavg()[0]:.1f}")
     return 0

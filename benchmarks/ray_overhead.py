@@ -22,7 +22,6 @@ CPUs; ``--rounds`` repeats the runs in rotated order and reports the median rati
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 import os
 import shutil
@@ -31,21 +30,11 @@ import time
 from pathlib import Path
 
 import numpy as np
-
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "alpaca_cleaned.jsonl.gz"
+from _common import ALPACA, head_records
 
 
 def load_avg() -> str:
     return "load average " + ", ".join(f"{x:.2f}" for x in os.getloadavg()) + f" on {os.cpu_count()} CPUs"
-
-
-def write_head(src: Path, n: int, dst: Path) -> Path:
-    with gzip.open(src, "rt") as f, open(dst, "w") as out:
-        for i, line in enumerate(f):
-            if i >= n:
-                break
-            out.write(line)
-    return dst
 
 
 def timed(fn, *args, **kwargs):
@@ -57,7 +46,7 @@ def timed(fn, *args, **kwargs):
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--records", type=int, default=2000)
-    p.add_argument("--data", type=Path, default=SHARED)
+    p.add_argument("--data", type=Path, default=ALPACA)
     p.add_argument("--ratio", type=float, default=0.1, help="k-center budget as a share of the pool")
     p.add_argument("--layers", default="15", help="decoder layers (default 15, the MADS default)")
     p.add_argument("--rounds", type=int, default=1, help="repeat the extraction runs, rotating their order")
@@ -78,7 +67,7 @@ def main() -> None:
 
     work = Path(tempfile.mkdtemp(prefix="ray-overhead-"))
     try:
-        data = write_head(args.data, args.records, work / f"alpaca-{args.records}.jsonl")
+        data = head_records(args.data, args.records, work / f"alpaca-{args.records}.jsonl")
         ds = load_dataset(data)
         spec = resolve_model()
         cfg = FeatureConfig(layers=tuple(int(x) for x in args.layers.split(",")))

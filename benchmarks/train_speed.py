@@ -24,45 +24,35 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import gzip
-import itertools
 import json
 import statistics
 import time
 from pathlib import Path
 
 import torch
+from _common import ALPACA, head_records
 
 from coreselect.data import load_dataset
 from coreselect.models import load_model, resolve_model
 from coreselect.tokenloss import response_nll
 from coreselect.train import encode_examples
 
-ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared" / "data" / "alpaca_cleaned.jsonl.gz"
-
 
 def _pool(n: int, tmp: Path) -> Path:
-    if not SHARED.is_file():
+    if not ALPACA.is_file():
         from coreselect.demo import demo_path
 
         return Path(demo_path())
     out = tmp / f"alpaca{n}.jsonl"
-    if not out.is_file():
-        with gzip.open(SHARED, "rt") as f:
-            out.write_text("".join(itertools.islice(f, n)))
-    return out
+    return out if out.is_file() else head_records(ALPACA, n, out)
 
 
 def _batch(rows: list[dict], pad: int) -> dict[str, torch.Tensor]:
-    width = max(len(r["input_ids"]) for r in rows)
-    ids = torch.full((len(rows), width), pad)
-    labels = torch.full((len(rows), width), -100)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for i, r in enumerate(rows):
-        n = len(r["input_ids"])
-        ids[i, :n], labels[i, :n], mask[i, :n] = torch.tensor(r["input_ids"]), torch.tensor(r["labels"]), 1
-    return {"input_ids": ids, "labels": labels, "attention_mask": mask}
+    """Pad as training does: TRL's collator (right padding, labels padded with -100)."""
+    from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
+
+    return DataCollatorForLanguageModeling(pad_token_id=pad)(
+        [{"input_ids": r["input_ids"], "labels": r["labels"]} for r in rows])
 
 
 def padding_share(lengths: list[int], batch: int, grouped: bool, seed: int = 0) -> float:

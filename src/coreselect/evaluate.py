@@ -159,11 +159,11 @@ def run_lm_eval(model: Any, tokenizer: Any, tasks: Sequence[str], *, batch_size:
         raise EvaluationError(f"lm-eval tasks {','.join(tasks)} failed ({msg}){hint}") from None
     if out is None:  # lm-eval returns None on non-zero ranks of a distributed run
         return {}
-    log.info("lm-eval %s: %s (%.0fs)", ",".join(tasks), json.dumps(out.get("results", {}), default=str),
-             time.perf_counter() - t)
+    seconds = time.perf_counter() - t
+    log.info("lm-eval %s: %s (%.0fs)", ",".join(tasks), json.dumps(out.get("results", {}), default=str), seconds)
     return {"results": out.get("results", {}), "versions": out.get("versions", {}),
             "n_samples": out.get("n-samples", {}), "num_fewshot": out.get("config", {}).get("num_fewshot"),
-            "seconds": round(time.perf_counter() - t, 3)}
+            "seconds": round(seconds, 3)}
 
 
 def evaluate(model: str, data: str | os.PathLike[str] | Sequence[str | os.PathLike[str]], *,

