@@ -33,9 +33,9 @@ import torch
 from _common import ALPACA, head_records
 
 from coreselect.data import load_dataset
+from coreselect.finetune.tokenloss import response_nll
+from coreselect.finetune.train import encode_examples
 from coreselect.models import load_model, resolve_model
-from coreselect.tokenloss import response_nll
-from coreselect.train import encode_examples
 
 
 def _pool(n: int, tmp: Path) -> Path:

@@ -13,8 +13,40 @@ from coreselect.data import Dataset
 from coreselect.errors import OutputExistsError
 
 
-def check_writable(path: Path, overwrite: bool) -> None:
-    """Refuse to clobber an existing file unless asked to."""
+def same_file(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
+    """True when ``a`` and ``b`` name one existing file: same path, a symlink or a hard link to it.
+
+    Examples
+    --------
+    >>> same_file(__file__, __file__), same_file(__file__, "/no/such/file")
+    (True, False)
+    """
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # either is missing or unreadable: not one file
+        return False
+
+
+def check_not_input(path: Path, inputs: Sequence[str | os.PathLike[str]]) -> None:
+    """Refuse an output that is one of the inputs (by inode), ``--overwrite`` or not."""
+    for inp in inputs:
+        if same_file(path, inp):
+            raise OutputExistsError(f"{path}: is the input {inp} (the same file); "
+                                    "choose another output, --overwrite never replaces an input")
+
+
+def check_not_inside(folder: Path, inputs: Sequence[str | os.PathLike[str]]) -> None:
+    """Refuse an output folder that is an input or holds one (it is replaced as a whole)."""
+    for inp in inputs:
+        p = Path(inp)
+        if any(same_file(folder, q) for q in (p, *p.absolute().parents)):
+            raise OutputExistsError(f"{folder}: holds the input {inp}; "
+                                    "choose another output folder, --overwrite never replaces an input")
+
+
+def check_writable(path: Path, overwrite: bool, inputs: Sequence[str | os.PathLike[str]] = ()) -> None:
+    """Refuse to clobber an existing file unless asked to, and an input file always."""
+    check_not_input(path, inputs)
     if path.exists() and not overwrite:
         raise OutputExistsError(f"{path}: already exists (pass --overwrite to replace it)")
     if path.is_dir():

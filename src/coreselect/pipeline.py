@@ -105,8 +105,8 @@ def run_select(job: SelectJob) -> SelectResult:
     k = resolve_budget(len(ds), job.ratio, job.n)
     out = Path(job.output) if job.output else Path(_default_name(ds))
     manifest_path = out.with_name(out.name + ".manifest.json")
-    check_writable(out, job.overwrite)
-    check_writable(manifest_path, job.overwrite)
+    check_writable(out, job.overwrite, inputs=[ds.path])
+    check_writable(manifest_path, job.overwrite, inputs=[ds.path])
     selector = make_selector(job.method, n_select=k, random_state=job.seed, **job.method_params)
     if job.engine not in ("local", "ray"):
         raise ConfigError(f"--engine must be local or ray, got {job.engine!r}")

@@ -26,8 +26,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from coreselect.experiment import run_experiment
-    from coreselect.experiment_config import load_config
+    from coreselect.compare.config import load_config
+    from coreselect.compare.run import run_experiment
 
     cfg = load_config(args.config)
     out = Path(args.output) if args.output else Path("runs") / Path(args.config).stem

@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from coreselect.errors import ConfigError
-    from coreselect.evaluate import evaluate
+    from coreselect.finetune.evaluate import evaluate
     from coreselect.output import atomic_write_bytes
 
     tasks = [t.strip() for t in args.tasks.split(",") if t.strip()] if args.tasks else []

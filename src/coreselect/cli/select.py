@@ -85,7 +85,8 @@ def run(args: argparse.Namespace) -> int:
 
         from coreselect.output import check_writable
 
-        check_writable(Path(args.report), args.overwrite)  # fail before the slow part
+        check_writable(Path(args.report), args.overwrite,  # fail before the slow part
+                       inputs=[p for p in (args.data, args.output) if p])
     res = run_select(job)
     if args.report:
         from coreselect.report import build_report

@@ -50,7 +50,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from coreselect.train import TrainConfig, train
+    from coreselect.finetune.train import TrainConfig, train
 
     lr = args.lr if args.lr is not None else (2e-4 if args.lora else 2e-5)
     config = TrainConfig(model=args.model, lora=args.lora, epochs=args.epochs, lr=lr, max_length=args.max_length,

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from coreselect.errors import ConfigError
-from coreselect.output import atomic_write_bytes, check_writable
+from coreselect.output import atomic_write_bytes, check_not_input, check_writable
 from coreselect.report import analysis, plots, sections
 from coreselect.report.html import page
 from coreselect.report.load import ReportError, ReportInputs, load_inputs
@@ -71,13 +71,14 @@ def build_report(
     """
     t0 = time.perf_counter()
     out = Path(out_path) if out_path is not None else default_report_path(manifest_path)
-    check_writable(out, overwrite)
+    check_writable(out, overwrite, inputs=[manifest_path] + ([data_path] if data_path else []))
     if projection not in ("pca", "umap"):
         raise ConfigError(f"--projection must be pca or umap, got {projection!r}")
     if isinstance(max_rows, bool) or not isinstance(max_rows, int) or max_rows < 1:
         raise ConfigError(f"--max-rows must be a positive integer, got {max_rows}")
     _check_imports(projection)
     inp = load_inputs(manifest_path, data_path=data_path, seed=seed)
+    check_not_input(out, [inp.dataset.path])  # the data the manifest points at
     records = [e.record for e in inp.dataset.examples]
     cols = (analysis.detect_label_columns(records) if label_columns is None
             else analysis.validate_label_columns(records, label_columns))

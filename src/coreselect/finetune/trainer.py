@@ -4,7 +4,7 @@ TRL 1.x patches the model with a fused LM head and logs the mean entropy and tok
 every step. On CPU that head scores *every* position (prompt and padding too) against the whole
 vocabulary, and the two metrics need the whole vocabulary as well. :class:`ResponseOnlySFTTrainer`
 keeps everything else of SFTTrainer (data handling, optimiser, schedule, logging, saving) and
-swaps only ``compute_loss`` for :func:`coreselect.tokenloss.response_nll`.
+swaps only ``compute_loss`` for :func:`coreselect.finetune.tokenloss.response_nll`.
 
 This module imports TRL at import time; import it only when training.
 """
@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from trl import SFTTrainer
 
-from coreselect.tokenloss import response_nll
+from coreselect.finetune.tokenloss import response_nll
 
 log = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ A causal LM's plain forward projects *every* position through the LM head; with 
 step. Here the backbone runs once, the hidden states of the positions whose next-token label is
 not ``-100`` are gathered, and only those rows go through the LM head and cross-entropy, in
 checkpointed chunks of rows (TRL's vocabulary-tiled kernel is available as ``impl="trl"``).
-Training (:mod:`coreselect.sft`) and evaluation (:mod:`coreselect.evaluate`) share this one path.
+Training (:mod:`coreselect.finetune.trainer`) and evaluation (:mod:`coreselect.finetune.evaluate`) share this one path.
 """
 
 from __future__ import annotations

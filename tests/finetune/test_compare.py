@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from coreselect.cli.main import main
+from coreselect.compare.config import load_config, parse_config
+from coreselect.compare.run import plan_arms, run_experiment
 from coreselect.errors import ConfigError
-from coreselect.experiment import plan_arms, run_experiment
-from coreselect.experiment_config import load_config, parse_config
 
 
 def _write(path: Path, recs: list[dict]) -> Path:
@@ -57,7 +57,7 @@ def test_compare_runs_writes_results_and_resumes(tiny_model: Path, records, tmp_
     # A rerun skips every finished stage ...
     markers = {p: p.stat().st_mtime_ns for p in (out / "arms").glob("*/*.json")}
     caplog.clear()
-    with caplog.at_level("INFO", logger="coreselect.experiment"):
+    with caplog.at_level("INFO", logger="coreselect.compare.run"):
         rows2 = run_experiment(load_config(cfg_path), out, progress=False)
     assert {p: p.stat().st_mtime_ns for p in markers} == markers
     assert sum("(cached)" in r.getMessage() for r in caplog.records) == 6
@@ -66,7 +66,7 @@ def test_compare_runs_writes_results_and_resumes(tiny_model: Path, records, tmp_
     # ... and a stage whose marker is gone (an interrupted run) is redone, the others kept.
     (out / "arms" / "full-s0" / "eval.json").unlink()
     caplog.clear()
-    with caplog.at_level("INFO", logger="coreselect.experiment"):
+    with caplog.at_level("INFO", logger="coreselect.compare.run"):
         run_experiment(load_config(cfg_path), out, progress=False)
     assert sum("(cached)" in r.getMessage() for r in caplog.records) == 5
     assert (out / "arms" / "full-s0" / "eval.json").is_file()
@@ -83,8 +83,8 @@ def test_overlapping_eval_set_is_rejected(tiny_model: Path, records, tmp_path: P
 
 
 def test_overlap_check_folds_case_and_whitespace(tmp_path: Path, records) -> None:
+    from coreselect.compare.run import check_disjoint
     from coreselect.data import load_dataset
-    from coreselect.experiment import check_disjoint
 
     recs = records(3)
     pool = load_dataset(_write(tmp_path / "pool.jsonl", recs))
@@ -135,8 +135,8 @@ def test_evaluation_tasks_are_checked(tmp_path: Path) -> None:
 
 
 def test_task_metrics_and_seed_summary() -> None:
-    from coreselect.experiment import task_metrics
-    from coreselect.experiment_report import results_markdown
+    from coreselect.compare.report import results_markdown
+    from coreselect.compare.run import task_metrics
 
     assert task_metrics({"alias": "gsm8k_local", "exact_match,strict-match": 0.25,
                          "exact_match_stderr,strict-match": 0.1, "acc,none": 0.5}) == {

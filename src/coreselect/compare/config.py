@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from coreselect.errors import ConfigError
-from coreselect.train import TrainConfig
+from coreselect.finetune.train import TrainConfig
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from coreselect.data import load_dataset
-from coreselect.tokenloss import full_logits_nll, response_nll
-from coreselect.train import encode_examples
+from coreselect.finetune.tokenloss import full_logits_nll, response_nll
+from coreselect.finetune.train import encode_examples
 
 
 def _load(path: Path):
@@ -73,7 +73,7 @@ def test_selected_positions_loss_equals_full_logits_loss(tiny_model: Path, alpac
 @pytest.mark.parametrize("impl,row_chunk", [("rows", 7), ("trl", 512)])
 def test_chunked_and_trl_paths_agree(tiny_model: Path, alpaca_file: Path, impl: str, row_chunk: int,
                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    import coreselect.tokenloss as tl
+    import coreselect.finetune.tokenloss as tl
 
     model, tok = _load(tiny_model)
     rows = encode_examples(load_dataset(alpaca_file).examples[:4], tok, max_length=64).rows

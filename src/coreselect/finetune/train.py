@@ -3,13 +3,13 @@
 Examples are rendered exactly as the selector saw them (:mod:`coreselect.features.render`): the
 model's chat template when its tokenizer has one, an Alpaca-style prompt otherwise. Prompt tokens
 are labelled ``-100``, so the loss covers the response tokens only, and the loss is computed at
-those positions only (:mod:`coreselect.tokenloss`). The output folder loads back with
+those positions only (:mod:`coreselect.finetune.tokenloss`). The output folder loads back with
 ``transformers``/``peft`` and holds ``coreselect_train.json``: data fingerprint, rows, tokens,
 seconds and tokens/s.
 
 Examples
 --------
->>> from coreselect.train import TrainConfig, train
+>>> from coreselect.finetune.train import TrainConfig, train
 >>> res = train("core.jsonl", "out/adapter", TrainConfig(model="gemma3-270m"))  # doctest: +SKIP
 >>> res.manifest["train"]["tokens_per_second"]  # doctest: +SKIP
 410.3
@@ -32,7 +32,7 @@ from typing import Any, Literal
 from coreselect import __version__
 from coreselect.data import Dataset, Example, load_dataset
 from coreselect.errors import ConfigError, OutputExistsError
-from coreselect.output import atomic_write_bytes
+from coreselect.output import atomic_write_bytes, check_not_inside
 
 log = logging.getLogger(__name__)
 
@@ -184,6 +184,7 @@ def train(data: str | os.PathLike[str] | Dataset, output: str | os.PathLike[str]
     config.check()
     ds = data if isinstance(data, Dataset) else load_dataset(data)
     out = Path(output)
+    check_not_inside(out, [ds.path])  # the output folder is replaced whole: never over the data
     if out.exists():
         if not overwrite:
             raise OutputExistsError(f"{out}: already exists (pass --overwrite to replace it)")
@@ -241,7 +242,7 @@ def _build_trainer(model: Any, tok: Any, enc: Encoded, config: TrainConfig, prec
     import torch
     from trl import SFTConfig
 
-    from coreselect.sft import ResponseOnlySFTTrainer
+    from coreselect.finetune.trainer import ResponseOnlySFTTrainer
 
     lora_info = None
     peft_config = None

@@ -15,8 +15,8 @@ whose marker matches and redoes it when an input changed. Layout of the output f
 
 Examples
 --------
->>> from coreselect.experiment import run_experiment
->>> from coreselect.experiment_config import load_config
+>>> from coreselect.compare.run import run_experiment
+>>> from coreselect.compare.config import load_config
 >>> rows = run_experiment(load_config("examples/cpu_small.yaml"), "runs/cpu_small")  # doctest: +SKIP
 """
 
@@ -31,10 +31,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from coreselect.compare.config import DataSlice, ExperimentConfig
 from coreselect.data import Dataset, load_dataset
 from coreselect.errors import ConfigError, DataError
-from coreselect.experiment_config import DataSlice, ExperimentConfig
-from coreselect.output import atomic_write_bytes, subset_bytes
+from coreselect.output import atomic_write_bytes, check_not_input, check_not_inside, subset_bytes
 
 log = logging.getLogger(__name__)
 
@@ -157,7 +157,7 @@ def _select_stage(cfg: ExperimentConfig, arm: Arm, pool: Dataset, root: Path, pr
 
 
 def _train_stage(cfg: ExperimentConfig, arm: Arm, select_key: str, root: Path, progress: bool) -> dict[str, Any]:
-    from coreselect.train import MANIFEST, resolve_precision, train
+    from coreselect.finetune.train import MANIFEST, resolve_precision, train
 
     tc = cfg.trainee
     # what "auto" means depends on the machine (and on measurements), so the key holds the result
@@ -182,7 +182,7 @@ def _train_stage(cfg: ExperimentConfig, arm: Arm, select_key: str, root: Path, p
 
 def _eval_stage(cfg: ExperimentConfig, arm: Arm, upstream_key: str, evals: dict[str, Dataset], root: Path,
                 progress: bool) -> dict[str, Any]:
-    from coreselect.evaluate import load_for_eval, response_loss, run_lm_eval
+    from coreselect.finetune.evaluate import load_for_eval, response_loss, run_lm_eval
 
     ev = cfg.evaluation
     settings = {k: v for k, v in asdict(ev).items() if k not in ("tasks", "task_limit") or ev.tasks}
@@ -210,9 +210,10 @@ def _eval_stage(cfg: ExperimentConfig, arm: Arm, upstream_key: str, evals: dict[
 
 def run_experiment(cfg: ExperimentConfig, out_dir: str | Path, *, progress: bool = True) -> list[dict[str, Any]]:
     """Run (or resume) every arm of ``cfg`` under ``out_dir``; write and return the results rows."""
-    from coreselect.experiment_report import write_reports
+    from coreselect.compare.report import write_reports
 
     root = Path(out_dir)
+    _check_inputs_outside(cfg, root)
     root.mkdir(parents=True, exist_ok=True)
     pool = materialise(cfg.pool, root / "data" / "pool.jsonl")
     evals = {e.name: materialise(e, root / "data" / f"eval-{re.sub(r'[^A-Za-z0-9_.-]+', '_', e.name)}.jsonl")
@@ -241,6 +242,15 @@ def run_experiment(cfg: ExperimentConfig, out_dir: str | Path, *, progress: bool
         rows.append(_row(arm, sel, tr, ev))
         write_reports(rows, root, [e.name for e in cfg.eval])  # partial results after every arm
     return rows
+
+
+def _check_inputs_outside(cfg: ExperimentConfig, root: Path) -> None:
+    """Refuse an output folder where compare would write over its own config or data."""
+    inputs = [cfg.pool.path, *(e.path for e in cfg.eval), *([cfg.source] if cfg.source else [])]
+    for sub in ("data", "arms", "features"):
+        check_not_inside(root / sub, inputs)
+    for name in ("config.json", "results.csv", "results.md", "results.png"):
+        check_not_input(root / name, inputs)
 
 
 def _row(arm: Arm, sel: dict[str, Any] | None, tr: dict[str, Any] | None, ev: dict[str, Any]) -> dict[str, Any]:

@@ -11,7 +11,7 @@ import pytest
 
 from coreselect.cli.main import main
 from coreselect.errors import ConfigError, OutputExistsError
-from coreselect.train import MANIFEST, TrainConfig, train
+from coreselect.finetune.train import MANIFEST, TrainConfig, train
 
 
 def test_train_writes_a_loadable_adapter(tiny_model: Path, alpaca_file: Path, tmp_path: Path) -> None:
@@ -75,7 +75,7 @@ def test_cli_train_full_then_evaluate(tiny_alpaca_model: Path, alpaca_file: Path
 
 
 def test_evaluate_adapter_matches_between_batch_sizes(tiny_model: Path, alpaca_file: Path, tmp_path: Path) -> None:
-    from coreselect.evaluate import evaluate
+    from coreselect.finetune.evaluate import evaluate
 
     out = tmp_path / "adapter"
     train(alpaca_file, out, TrainConfig(model=str(tiny_model), max_steps=1, batch_size=4, max_length=96,

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from coreselect.cli.main import main
-from coreselect.lm_tasks import LOCAL_TASKS, TaskDataError, _mmlu_rows, task_specs
+from coreselect.finetune.lm_tasks import LOCAL_TASKS, TaskDataError, _mmlu_rows, task_specs
 
 pytest.importorskip("lm_eval")
 
