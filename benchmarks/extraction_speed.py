@@ -143,7 +143,8 @@ def load(dtype: str = "bfloat16"):
 
 def main_table(args, data: Path) -> None:
     from coreselect.data import load_dataset
-    from coreselect.features.activations import ActivationExtractor, FeatureConfig
+    from coreselect.features.activations import ActivationExtractor
+    from coreselect.features.config import FeatureConfig
     from coreselect.features.extract import SHARD_ROWS, extract_features
 
     spec, model, tok = load()
@@ -189,7 +190,8 @@ def levers(args, data: Path) -> None:
     import torch
 
     from coreselect.data import load_dataset
-    from coreselect.features.activations import ActivationExtractor, FeatureConfig, _pool
+    from coreselect.features.activations import ActivationExtractor, _pool
+    from coreselect.features.config import FeatureConfig
     from coreselect.features.extract import SHARD_ROWS, extract_shard
 
     spec, model, tok = load()
@@ -281,7 +283,7 @@ def rss_child(n: int, data: Path) -> None:
     import psutil
 
     from coreselect.data import load_dataset
-    from coreselect.features.activations import FeatureConfig
+    from coreselect.features.config import FeatureConfig
     from coreselect.features.extract import extract_features
 
     spec, model, tok = load()

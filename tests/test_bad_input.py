@@ -279,7 +279,7 @@ def test_extract_refuses_a_store_of_other_data(tmp_path, capsys, tiny_dir):
 
 def test_select_never_reuses_features_of_changed_data(tmp_path, capsys, tiny_dir):
     from coreselect.data import load_dataset
-    from coreselect.features.activations import FeatureConfig
+    from coreselect.features.config import FeatureConfig
     from coreselect.features.extract import store_key
     from coreselect.models import resolve_model
 

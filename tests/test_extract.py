@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from coreselect.data import Example
-from coreselect.features.activations import ActivationExtractor, FeatureConfig, length_batches
+from coreselect.features.activations import ActivationExtractor, length_batches
+from coreselect.features.config import FeatureConfig
 from coreselect.features.render import render_batch
 
 EXAMPLES = [

@@ -104,3 +104,17 @@ def test_compare_refuses_an_output_folder_it_would_write_its_data_into(tmp_path,
     code = main(["compare", str(cfg), "-o", str(runs)])
     assert_one_line_error(code, capsys.readouterr().err, r"holds the input")
     assert pool.read_bytes() == before
+
+
+def test_importing_does_no_work():
+    """``import coreselect`` (and its output module) reads no umask and imports no torch,
+    transformers or ray: heavy imports stay in the functions that need them."""
+    import subprocess
+    import sys
+
+    code = ("import os, sys; calls = []; real = os.umask\n"
+            "os.umask = lambda m: (calls.append(m), real(m))[1]\n"
+            "import coreselect, coreselect.output, coreselect.cli.main\n"
+            "print(calls, sorted({'torch', 'transformers', 'ray'} & set(sys.modules)))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[] []"

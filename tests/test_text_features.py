@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from coreselect.data import load_dataset
-from coreselect.features.activations import FeatureConfig
+from coreselect.features.config import FeatureConfig
 from coreselect.features.extract import extract_features
 
 pytest.importorskip("sentence_transformers")

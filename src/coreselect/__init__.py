@@ -23,7 +23,11 @@ __all__ = ["SelectJob", "SelectResult", "__version__", "run_select"]
 
 
 def __getattr__(name: str):  # lazy: importing coreselect stays cheap (no torch)
-    if name in {"SelectJob", "SelectResult", "run_select"}:
+    if name == "SelectJob":
+        from coreselect.job import SelectJob
+
+        return SelectJob
+    if name in {"SelectResult", "run_select"}:
         from coreselect import pipeline
 
         return getattr(pipeline, name)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import gzip
 import json
 import os
@@ -53,13 +54,15 @@ def check_writable(path: Path, overwrite: bool, inputs: Sequence[str | os.PathLi
         raise OutputExistsError(f"{path}: is a directory")
 
 
+@functools.cache
 def _umask() -> int:
+    """The process umask, read at the first write (not at import: no work at import time).
+
+    Read once: ``os.umask`` can only be read by setting it, which would race with other threads.
+    """
     mask = os.umask(0)
     os.umask(mask)
     return mask
-
-
-_UMASK = _umask()
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -71,7 +74,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp creates 0600; give the usual permissions
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; give the usual permissions
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -13,21 +13,20 @@ Examples
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
 from coreselect import __version__
 from coreselect.data import Dataset, load_dataset
 from coreselect.errors import ConfigError
-from coreselect.features.activations import FeatureConfig
-from coreselect.features.transform import Normalize, prepare_features, raw_features
+from coreselect.job import SelectJob
+from coreselect.manifest import Budget, Counts, DataRef, FeatureRef, MethodRef, SelectionManifest
 from coreselect.models import cache_dir, resolve_model
 from coreselect.output import atomic_write_bytes, check_writable, subset_bytes
 from coreselect.score import label_scores, score_selection
@@ -38,37 +37,11 @@ log = logging.getLogger(__name__)
 
 
 @dataclass
-class SelectJob:
-    """Everything ``coreselect select`` needs; CLI flags map one-to-one onto these fields."""
-
-    data: str | None = None  # None: the embedded demo dataset
-    output: str | None = None  # None: core.<ext of the input> in the current directory
-    ratio: float | None = None
-    n: int | None = None
-    model: str | None = None
-    features: FeatureConfig = field(default_factory=FeatureConfig)
-    normalize: Normalize = "center-l2"
-    method: str = "facility-location"  # the best template/task coverage measured (docs/methods.md)
-    method_params: dict[str, Any] = field(default_factory=dict)
-    seed: int = 0
-    work_dir: str | None = None
-    keep_order: bool = False
-    overwrite: bool = False
-    on_error: Literal["raise", "skip"] = "raise"
-    progress: bool = True
-    trust_remote_code: bool = False
-    label_columns: tuple[str, ...] = ()  # scored in the manifest; never read by a selector
-    engine: Literal["local", "ray"] = "local"  # ray: see coreselect.distributed and docs/scale.md
-    ray_address: str | None = None  # None: start a local Ray cluster; "auto": join a running one
-    ray_actors: int | None = None  # None: one per GPU (extraction), one per CPU (selection)
-
-
-@dataclass
 class SelectResult:
     indices: np.ndarray
     output: Path
     manifest_path: Path
-    manifest: dict[str, Any]
+    manifest: SelectionManifest
 
 
 def resolve_budget(n_pool: int, ratio: float | None, n: int | None) -> int:
@@ -96,7 +69,8 @@ def features_dir(job: SelectJob, key: str) -> Path:
 def run_select(job: SelectJob) -> SelectResult:
     """Run the whole select job; see :class:`SelectJob` for the options."""
     from coreselect.demo import demo_path
-    from coreselect.features.extract import extract_features, store_key
+    from coreselect.executor import make_executor
+    from coreselect.features.extract import store_key
 
     timings: dict[str, float] = {}
     t = time.perf_counter()
@@ -112,7 +86,10 @@ def run_select(job: SelectJob) -> SelectResult:
         raise ConfigError(f"--engine must be local or ray, got {job.engine!r}")
     label_scores(ds, [], job.label_columns)  # a missing label column fails now, not after extraction
 
+    selector.check_params(len(ds))  # a bad method parameter fails now, not after extraction
+    executor = make_executor(job.engine, address=job.ray_address, n_actors=job.ray_actors)
     store = None
+    X_scored = coverage = None  # the features the picks are scored on, or the workers' scores
     if selector.needs_features:
         t = time.perf_counter()
         if job.features.kind == "text":
@@ -122,32 +99,12 @@ def run_select(job: SelectJob) -> SelectResult:
         else:
             spec = resolve_model(job.model, trust_remote_code=job.trust_remote_code)
         key = store_key(ds.fingerprint, spec, job.features)
-        if job.engine == "ray":
-            from coreselect.distributed.ray_extract import extract_features_ray
-
-            store = extract_features_ray(ds, spec, job.features, features_dir(job, key), progress=job.progress,
-                                         trust_remote_code=job.trust_remote_code, address=job.ray_address,
-                                         n_actors=job.ray_actors)
-        else:
-            store = extract_features(ds, spec, job.features, features_dir(job, key), progress=job.progress,
-                                     trust_remote_code=job.trust_remote_code)
+        store = executor.extract(ds, spec, job.features, features_dir(job, key), progress=job.progress,
+                                 trust_remote_code=job.trust_remote_code)
         timings["extract"] = time.perf_counter() - t
         t = time.perf_counter()
-    coverage = None
-    if store is not None and job.engine == "ray" and _runs_on_ray(selector):
-        from coreselect.distributed.ray_select import select_ray
-
-        X_scored = None  # the features stay on the actors, which also score the coverage
-        _, coverage = select_ray(selector, store, normalize=job.normalize, address=job.ray_address,
-                                 n_actors=job.ray_actors)
-    elif store is not None:
-        groups = store.load(store.groups)
-        X_scored = prepare_features(groups, normalize=job.normalize)  # coverage is scored here
-        X = raw_features(groups) if selector.wants_raw_features else X_scored
-        del groups
-        selector.fit(X)
+        X_scored, coverage = executor.select(selector, store, normalize=job.normalize)
     else:
-        X_scored = None
         t = time.perf_counter()
         selector.fit(np.zeros((len(ds), 1), dtype=np.float32))
     timings["select"] = time.perf_counter() - t
@@ -160,23 +117,13 @@ def run_select(job: SelectJob) -> SelectResult:
     order = np.sort(idx) if job.keep_order else idx
 
     t = time.perf_counter()
-    manifest = _manifest(job, ds, k, selector, store, idx, timings)
-    manifest["scores"] = scores
+    manifest = _manifest(job, ds, k, selector, store, idx, scores)
     atomic_write_bytes(out, subset_bytes(ds, order.tolist(), out))
     timings["export"] = time.perf_counter() - t
-    manifest["timings"] = {k2: round(v, 3) for k2, v in timings.items()}
-    atomic_write_bytes(manifest_path, (json.dumps(manifest, indent=2, ensure_ascii=False) + "\n").encode())
+    manifest.timings = {k2: round(v, 3) for k2, v in timings.items()}
+    manifest.write(manifest_path)
     log.info("selected %d of %d examples with %s -> %s", k, len(ds), job.method, out)
     return SelectResult(idx, out, manifest_path, manifest)
-
-
-def _runs_on_ray(selector: Any) -> bool:
-    from coreselect.distributed import RAY_METHODS
-
-    if selector.name in RAY_METHODS and not selector.wants_raw_features:
-        return True
-    log.info("%s runs on the driver: only %s run on Ray actors", selector.name, ", ".join(sorted(RAY_METHODS)))
-    return False
 
 
 def _default_name(ds: Dataset) -> str:
@@ -186,36 +133,29 @@ def _default_name(ds: Dataset) -> str:
 
 
 def _manifest(job: SelectJob, ds: Dataset, k: int, selector: Any, store: FeatureStore | None,
-              idx: np.ndarray, timings: dict[str, float]) -> dict[str, Any]:
-    m: dict[str, Any] = {
-        "coreselect_version": __version__,
-        "data": {"path": str(ds.path), "fingerprint": ds.fingerprint, "format": ds.format,
-                 "container": ds.container},
-        "budget": {"ratio": job.ratio, "n": job.n, "n_selected": k},
-        "counts": {"pool": len(ds), "selected": int(len(idx)), "skipped": len(ds.skipped),
-                   "duplicates": ds.duplicates},
-        "method": {"name": job.method, "params": _jsonable(selector.get_params())},
-        "order": "input" if job.keep_order else "selection",
-    }
-    if job.engine == "ray":
-        m["engine"] = {"name": "ray", "address": job.ray_address, "actors": job.ray_actors}
+              idx: np.ndarray, scores: dict[str, Any]) -> SelectionManifest:
+    rows = idx.tolist()
+    features = None
     if store is not None:
-        m["model"] = store.manifest["model"]
-        m["features"] = {
-            "config": store.manifest["config"], "store": str(store.root), "key": store.manifest["key"],
-            "dims": store.manifest["dims"], "normalize": "raw" if selector.wants_raw_features else job.normalize,
-            "tokens": store.manifest["stats"]["tokens"], "truncated": store.manifest["stats"]["truncated"],
-        }
-    if ds.skipped:
-        m["skipped"] = ds.skipped
-    # 0-based positions of the picked records in the input file, in pick order; "lines" gives
-    # their 1-based line (row for Parquet) and "rows" their row in the feature store.
-    m["indices"] = [ds.examples[i].source_index for i in idx.tolist()]
-    m["lines"] = [ds.examples[i].line for i in idx.tolist()]
-    m["rows"] = idx.tolist()
-    if hasattr(selector, "radii_"):
-        m["coverage_curve"] = [round(float(r), 6) for r in selector.radii_]
-    return m
+        sm = store.manifest
+        features = FeatureRef(sm["config"], str(store.root), sm["key"], sm["dims"],
+                              normalize="raw" if selector.wants_raw_features else job.normalize,
+                              score_normalize=job.normalize,  # the space score_selection measured
+                              tokens=sm["stats"]["tokens"], truncated=sm["stats"]["truncated"])
+    return SelectionManifest(
+        version=__version__,
+        data=DataRef(str(ds.path), ds.fingerprint, ds.format, ds.container),
+        budget=Budget(job.ratio, job.n, k),
+        counts=Counts(len(ds), len(rows), len(ds.skipped), ds.duplicates),
+        method=MethodRef(job.method, _jsonable(selector.get_params())),
+        order="input" if job.keep_order else "selection",
+        engine={"name": "ray", "address": job.ray_address, "actors": job.ray_actors} if job.engine == "ray" else None,
+        model=store.manifest["model"] if store is not None else None,
+        features=features, skipped=list(ds.skipped),
+        indices=[ds.examples[i].source_index for i in rows], lines=[ds.examples[i].line for i in rows], rows=rows,
+        coverage_curve=[round(float(r), 6) for r in selector.radii_] if hasattr(selector, "radii_") else None,
+        scores=scores,
+    )
 
 
 def _jsonable(params: dict[str, Any]) -> dict[str, Any]:

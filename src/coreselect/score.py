@@ -47,25 +47,18 @@ def score_selection(X: np.ndarray | None, rows: Sequence[int], ds: Dataset,
 
 
 def score_manifest(path: str | Path, label_columns: Sequence[str] = ()) -> dict[str, Any]:
-    """Recompute the scores of a selection from its manifest, data and feature store."""
-    from coreselect.features.transform import prepare_features
-    from coreselect.store import FeatureStore
+    """Recompute the scores of a selection from its manifest, data and feature store.
 
-    p = Path(path)
-    try:
-        m = json.loads(p.read_text())
-        data_path, rows = m["data"]["path"], m["rows"]
-    except (OSError, ValueError, KeyError, TypeError) as err:
-        raise ConfigError(f"{p}: not a coreselect selection manifest ({type(err).__name__}: {err})") from None
-    ds = load_dataset(data_path, on_error="skip" if m["counts"].get("skipped") else "raise")
-    if ds.fingerprint != m["data"]["fingerprint"]:
-        raise StoreError(f"{data_path}: the data changed since the selection (fingerprint differs)")
-    X = None
-    feats = m.get("features")
-    if feats:
-        store = FeatureStore.open(feats["store"])
-        if store.manifest["key"] != feats["key"]:
-            raise StoreError(f"{feats['store']}: holds other features than the selection used")
-        normalize = feats["normalize"] if feats["normalize"] != "raw" else "center-l2"
-        X = prepare_features(store.load(store.groups), normalize=normalize)
-    return score_selection(X, rows, ds, label_columns)
+    The features are normalised as the manifest says they were scored
+    (:meth:`~coreselect.manifest.SelectionManifest.load_features`), so the coverage reproduces it.
+    """
+    from coreselect.manifest import SelectionManifest
+
+    m = SelectionManifest.read(path)
+    ds = load_dataset(m.resolve(m.data.path), on_error="skip" if m.counts.skipped else "raise")
+    if m.data.fingerprint and ds.fingerprint != m.data.fingerprint:
+        raise StoreError(f"{m.data.path}: the data changed since the selection (fingerprint differs)")
+    if m.rows is None:
+        raise ConfigError(f"{path}: the manifest lists no feature-store rows (written by an older version)")
+    X = m.load_features() if m.features else None
+    return score_selection(X, m.rows, ds, label_columns)

@@ -172,33 +172,47 @@ class FeatureStore:
 
     def load(self, names: list[str] | None = None) -> dict[str, np.ndarray]:
         """Read feature groups (float16) and row stats (int32) for all rows, in row order."""
-        from safetensors import safe_open
-
-        plan = self.plan()
         names = names or self.groups + [s for s in ROW_STATS]
-        parts: dict[str, list[np.ndarray]] = {k: [] for k in names}
-        for sp in plan:
-            path = self.root / sp.filename
-            try:
-                with safe_open(str(path), framework="np") as f:
-                    start = (f.metadata() or {}).get("start")
-                    if start != str(sp.start):
-                        raise StoreError(f"{path}: shard starts at row {start}, expected {sp.start}; "
-                                         "delete it and rerun extract")
-                    for k in names:
-                        a = f.get_tensor(k)
-                        if a.shape[0] != sp.end - sp.start:
-                            raise StoreError(f"{path}: {k} has {a.shape[0]} rows, expected "
-                                             f"{sp.end - sp.start}; delete it and rerun extract")
-                        parts[k].append(a)
-            except StoreError:
-                raise
-            except FileNotFoundError:
-                raise StoreError(f"{path}: shard missing; rerun extract to resume") from None
-            except Exception as err:  # OSError, KeyError, or safetensors' own error on corruption
-                raise StoreError(f"{path}: corrupted shard ({type(err).__name__}: {err}); "
-                                 "delete it and rerun extract to recreate it") from None
-        return {k: np.concatenate(v) for k, v in parts.items()}
+        parts = [read_shard(self.root, sp, names) for sp in self.plan()]
+        return {k: np.concatenate([p[k] for p in parts]) for k in names}
+
+
+def read_shard(root: Path, plan: ShardPlan, names: list[str]) -> dict[str, np.ndarray]:
+    """The arrays ``names`` of one shard, checked against its plan (start row, row count).
+
+    The one reader of shard files: :meth:`FeatureStore.load` and the Ray selection actors call
+    it. A missing, corrupted or misplaced shard is a one-line :class:`StoreError`.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> st = FeatureStore.create(tempfile.mkdtemp(), {"key": "k", "n_rows": 3, "shard_rows": 2})
+    >>> st.write_shard(st.plan()[1], {"mlp.0": np.ones((1, 4))})
+    >>> read_shard(st.root, st.plan()[1], ["mlp.0"])["mlp.0"].shape
+    (1, 4)
+    """
+    from safetensors import safe_open
+
+    path = Path(root) / plan.filename
+    n = plan.end - plan.start
+    try:
+        with safe_open(str(path), framework="np") as f:
+            start = (f.metadata() or {}).get("start")
+            if start != str(plan.start):
+                raise StoreError(f"{path}: shard starts at row {start}, expected {plan.start}; "
+                                 "delete it and rerun extract")
+            out = {k: f.get_tensor(k) for k in names}
+    except StoreError:
+        raise
+    except FileNotFoundError:
+        raise StoreError(f"{path}: shard missing; rerun extract to resume") from None
+    except Exception as err:  # OSError, KeyError, or safetensors' own error on corruption
+        raise StoreError(f"{path}: corrupted shard ({type(err).__name__}: {err}); "
+                         "delete it and rerun extract to recreate it") from None
+    for k, a in out.items():
+        if a.shape[0] != n:
+            raise StoreError(f"{path}: {k} has {a.shape[0]} rows, expected {n}; delete it and rerun extract")
+    return out
 
 
 def _dumps(m: dict[str, Any]) -> bytes:

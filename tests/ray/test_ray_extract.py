@@ -17,7 +17,7 @@ from _reliability import TINY_ARGS, save_tiny_model, store_tensors
 from coreselect.cli.main import main
 from coreselect.data import load_dataset
 from coreselect.distributed.ray_extract import extract_features_ray
-from coreselect.features.activations import FeatureConfig
+from coreselect.features.config import FeatureConfig
 from coreselect.models import resolve_model
 from coreselect.store import FeatureStore
 

@@ -86,14 +86,14 @@ def test_other_normalisations(store, normalize):
 
 
 def test_kcenter_same_picks_as_dense_kernel(pool, X):
-    from coreselect.distributed.ray_select import coverage_ray, kcenter_ray
+    from coreselect.distributed.ray_select import kcenter_ray
 
     for seed in (0, 7):
         idx, radii = kcenter_ray(pool, 60, random_state=seed)
         ref, ref_radii = kcenter_greedy(X, 60, random_state=seed, algorithm="dense")
         assert idx.tolist() == ref.tolist()
         np.testing.assert_allclose(radii, ref_radii, rtol=1e-6)
-    assert coverage_ray(pool, idx) == pytest.approx(coverage_metrics(X, idx), abs=2e-6)
+    assert pool.coverage(idx) == pytest.approx(coverage_metrics(X, idx), abs=2e-6)
 
 
 def test_kcenter_ties_go_to_the_lowest_row(tmp_path):
@@ -159,25 +159,42 @@ def test_ltd_lloyd_kmeans_matches_its_reference(pool, X):
         assert np.bincount(labels[idx], minlength=k).tolist() == quotas.tolist()
 
 
-def test_select_ray_sets_the_selector_attributes(store, X):
-    from coreselect.distributed.ray_select import select_ray
+def test_ray_executor_lets_the_selector_fit_itself(store, X):
+    from coreselect.distributed.executor import RayExecutor
 
-    sel, cov = select_ray(make_selector("kcenter", n_select=25, random_state=4), store, n_actors=2)
+    executor = RayExecutor(n_actors=2)
+    sel = make_selector("kcenter", n_select=25, random_state=4)
+    features, cov = executor.select(sel, store)
     ref = make_selector("kcenter", n_select=25, random_state=4, algorithm="dense").fit(X)
-    assert sel.indices_.tolist() == ref.indices_.tolist() and sel.radii_.shape == (25,)
+    assert features is None and sel.indices_.tolist() == ref.indices_.tolist() and sel.radii_.shape == (25,)
     assert cov == pytest.approx(coverage_metrics(X, ref.indices_), abs=2e-6)
     # project_dim: k-center on the same seeded random projection; coverage on the features
-    sel, cov = select_ray(make_selector("kcenter", n_select=25, random_state=4, project_dim=16), store, n_actors=2)
+    sel = make_selector("kcenter", n_select=25, random_state=4, project_dim=16)
+    _, cov = executor.select(sel, store)
     ref = make_selector("kcenter", n_select=25, random_state=4, project_dim=16, algorithm="dense").fit(X)
     assert sel.indices_.tolist() == ref.indices_.tolist()
     np.testing.assert_allclose(sel.radii_, ref.radii_, rtol=1e-5)
     assert cov == pytest.approx(coverage_metrics(X, ref.indices_), abs=2e-6)
-    with pytest.raises(ConfigError, match="does not run on Ray"):
-        select_ray(make_selector("random", n_select=3), store)
-    with pytest.raises(ConfigError, match="n_select"):
-        select_ray(make_selector("kcenter", n_select=N + 1), store)
+    # a method without a distributed kernel runs on the driver, exactly as locally
+    sel = make_selector("facility-location", n_select=7)
+    features, cov = executor.select(sel, store)
+    assert cov is None and np.array_equal(features, X)
+    assert sel.indices_.tolist() == make_selector("facility-location", n_select=7).fit(X).indices_.tolist()
+    with pytest.raises(ConfigError, match=r"'n_select' parameter of KCenterGreedy must be in \[1, 1100\]"):
+        executor.select(make_selector("kcenter", n_select=N + 1), store)
     with pytest.raises(DistributedError, match="--ray-actors"):
-        select_ray(make_selector("kcenter", n_select=3), store, n_actors=0)
+        RayExecutor(n_actors=0)
+
+
+def test_ltd_fits_itself_on_the_actors_as_locally(pool, X):
+    sel = make_selector("ltd", n_select=40, n_clusters=4, random_state=5).fit_distributed(pool)
+    ref = make_selector("ltd", n_select=40, n_clusters=4, random_state=5).fit(X)
+    for name in ("indices_", "labels_", "quotas_", "cluster_sizes_", "cluster_centers_"):
+        assert np.array_equal(getattr(sel, name), getattr(ref, name)), name
+    with pytest.raises(ConfigError, match="'n_clusters' parameter of LTD must be an int in"):
+        make_selector("ltd", n_select=5, n_clusters="ten").fit_distributed(pool)
+    with pytest.raises(ConfigError, match="'random' does not run on Ray; use one of kcenter, ltd"):
+        make_selector("random", n_select=3).fit_distributed(pool)
 
 
 def test_grouping_and_tie_helpers():

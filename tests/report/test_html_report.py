@@ -186,11 +186,12 @@ def test_select_report_flag(small_run, tmp_path, monkeypatch, capsys):
     import numpy as np
 
     import coreselect.pipeline as pipeline
+    from coreselect.manifest import SelectionManifest
 
-    man = json.loads(small_run["manifest"].read_text())
+    man = SelectionManifest.read(small_run["manifest"])
 
     def fake_run_select(job):
-        return pipeline.SelectResult(np.asarray(man["rows"]), tmp_path / "core.jsonl", small_run["manifest"], man)
+        return pipeline.SelectResult(np.asarray(man.rows), tmp_path / "core.jsonl", small_run["manifest"], man)
 
     monkeypatch.setattr(pipeline, "run_select", fake_run_select)
     out = tmp_path / "sel.html"

@@ -4,8 +4,7 @@ import numpy as np
 import pytest
 import scipy.sparse
 
-from coreselect.errors import ConfigError
-from coreselect.selection import FacilityLocation, facility_location_greedy, make_selector
+from coreselect.selection import FacilityLocation, facility_location_greedy
 from coreselect.selection.facility_location import knn_similarity_graph
 
 
@@ -93,16 +92,3 @@ def test_fills_budget_past_saturation(check_pick):
     sel = FacilityLocation(n_select=12, n_neighbors=4).fit(X)
     check_pick(sel.indices_, 12, 12)
     assert sel.gains_[3:].max() == 0
-
-
-def test_deterministic_for_a_seed(clustered):
-    X, _ = clustered(n=300, d=8, seed=4, spread=1.0)
-    a = FacilityLocation(n_select=20, random_state=5).fit(X).indices_
-    assert a.tolist() == FacilityLocation(n_select=20, random_state=5).fit(X.copy()).indices_.tolist()
-
-
-def test_registry_and_parameter_errors():
-    assert isinstance(make_selector("facility-location", n_select=3, n_neighbors=8), FacilityLocation)
-    X = np.random.default_rng(0).normal(size=(20, 4)).astype(np.float32)
-    with pytest.raises(ConfigError, match="'n_neighbors' parameter of FacilityLocation must be an int >= 1"):
-        FacilityLocation(n_select=3, n_neighbors=0).fit(X)

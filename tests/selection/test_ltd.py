@@ -3,8 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from coreselect.errors import ConfigError
-from coreselect.selection import LTD, kcenter_greedy, ltd_selection, make_selector
+from coreselect.selection import LTD, kcenter_greedy, ltd_selection
 from coreselect.selection.ltd import default_n_clusters, split_budget
 
 
@@ -93,20 +92,3 @@ def test_more_clusters_than_some_budgets_get(check_pick):
     sel = LTD(n_select=6, n_clusters=6, random_state=2).fit(X)
     check_pick(sel.indices_, 6, 100)
     assert sel.quotas_.sum() == 6
-
-
-def test_deterministic_for_a_seed(clustered):
-    X, _ = clustered(n=300, d=8, k=6, seed=9, spread=1.0)
-    a = LTD(n_select=25, random_state=3).fit(X).indices_
-    assert a.tolist() == LTD(n_select=25, random_state=3).fit(X.copy()).indices_.tolist()
-
-
-def test_registry_and_parameter_errors():
-    assert isinstance(make_selector("ltd", n_select=5, n_clusters=2, split="equal"), LTD)
-    X = np.random.default_rng(0).normal(size=(30, 4)).astype(np.float32)
-    with pytest.raises(ConfigError, match=r"'n_clusters' parameter of LTD must be an int in \[1, 5\]"):
-        LTD(n_select=5, n_clusters=6).fit(X)
-    with pytest.raises(ConfigError, match="'split' parameter of LTD must be one of 'proportional', 'equal'"):
-        LTD(n_select=5, split="even").fit(X)
-    with pytest.raises(ConfigError, match="method 'ltd'"):
-        make_selector("ltd", n_select=5, n_cluster=2)

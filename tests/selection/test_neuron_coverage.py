@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 import scipy.sparse
 
-from coreselect.errors import ConfigError
-from coreselect.selection import NeuronCoverage, make_selector, max_coverage_greedy
+from coreselect.selection import NeuronCoverage, max_coverage_greedy
 from coreselect.selection.neuron_coverage import activation_states, state_weights
 
 
@@ -107,18 +106,3 @@ def test_no_active_state_still_fills_the_budget(check_pick):
     sel = NeuronCoverage(n_select=12, mode="threshold").fit(X)
     check_pick(sel.indices_, 12, 12)
     assert sel.gains_.max() == 0
-
-
-def test_registry_and_parameter_errors():
-    assert isinstance(make_selector("neuron-coverage", n_select=3, mode="threshold"), NeuronCoverage)
-    X = np.random.default_rng(0).random((20, 4)).astype(np.float32)
-    with pytest.raises(ConfigError, match="'mode' parameter of NeuronCoverage must be one of"):
-        NeuronCoverage(n_select=3, mode="top").fit(X)
-    with pytest.raises(
-        ConfigError, match=r"'quantile' parameter of NeuronCoverage must be a float in \[0.0, 1.0\]"
-    ):
-        NeuronCoverage(n_select=3, quantile=1.5).fit(X)
-    with pytest.raises(ConfigError, match="'weighting' parameter"):
-        NeuronCoverage(n_select=3, weighting="tfidf").fit(X)
-    with pytest.raises(ConfigError, match="'top_k' parameter"):
-        NeuronCoverage(n_select=3, top_k=0).fit(X)

@@ -1,16 +1,8 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
-from coreselect.errors import ConfigError
-from coreselect.selection import RandomSelection, make_selector, random_selection
-
-
-@pytest.mark.parametrize("k", [1, 7, 50])
-def test_invariants(k, check_pick):
-    X = np.zeros((50, 3), dtype=np.float32)
-    check_pick(RandomSelection(n_select=k, random_state=3).fit(X).indices_, k, 50)
+from coreselect.selection import RandomSelection, random_selection
 
 
 def test_same_seed_same_pick_and_different_seeds_differ():
@@ -35,17 +27,8 @@ def test_roughly_uniform():
     assert counts.min() > 210 and counts.max() < 390
 
 
-def test_ignores_features_and_uses_no_global_seed():
+def test_ignores_features():
     assert RandomSelection.needs_features is False
-    np.random.seed(0)
     a = RandomSelection(n_select=5).fit(np.zeros((40, 2), dtype=np.float32)).indices_
-    np.random.seed(1)
     b = RandomSelection(n_select=5).fit(np.ones((40, 2), dtype=np.float32)).indices_
     assert a.tolist() == b.tolist()
-
-
-def test_registry_and_bad_seed():
-    sel = make_selector("random", n_select=4, random_state=2)
-    assert isinstance(sel, RandomSelection) and sel.name == "random"
-    with pytest.raises(ConfigError, match="'random_state' parameter of RandomSelection"):
-        RandomSelection(n_select=2, random_state=-1).fit(np.zeros((5, 1), dtype=np.float32))

@@ -28,18 +28,25 @@ def test_unknown_name_suggests_close_names(typo, suggestion):
         get_selector_class(typo)
 
 
-def test_unknown_parameter_is_a_config_error():
-    with pytest.raises(ConfigError, match="method 'random'.*'n_clusters'"):
+def test_unknown_parameter_lists_the_parameters():
+    with pytest.raises(ConfigError, match=r"^method 'random' has no parameter 'n_clusters'\. Its parameters: "
+                                          r"n_select, random_state$"):
         make_selector("random", n_select=3, n_clusters=2)
 
 
-@pytest.mark.parametrize("name", METHODS)
-def test_every_method_picks_n_select_unique_rows(name, clustered, check_pick):
-    X, _ = clustered(n=150, d=40, k=6, seed=1, spread=0.5)
-    sel = make_selector(name, n_select=12, random_state=3)
-    assert sel.name == name
-    idx = sel.fit(X).indices_
-    check_pick(idx, 12, 150)
-    # the constructor arguments rebuild an identical selector
-    again = make_selector(name, **sel.get_params()).fit(X).indices_
-    assert again.tolist() == idx.tolist()
+def test_select_checks_method_parameters_before_extraction(tmp_path, monkeypatch):
+    from coreselect.executor import Executor
+    from coreselect.pipeline import SelectJob, run_select
+
+    def no_extraction(*args, **kwargs):
+        raise AssertionError("extraction started")
+
+    monkeypatch.setattr(Executor, "extract", no_extraction)
+    job = SelectJob(n=10, method="ltd", method_params={"n_clusters": "ten"}, output=str(tmp_path / "core.jsonl"))
+    with pytest.raises(ConfigError, match=r"^The 'n_clusters' parameter of LTD must be an int in \[1, 10\]\. "
+                                          r"Got 'ten' instead\.$"):
+        run_select(job)
+    job.method_params = {"n_cluster": 4}
+    with pytest.raises(ConfigError, match=r"^method 'ltd' has no parameter 'n_cluster'\. Did you mean 'n_clusters'\?"):
+        run_select(job)
+    assert not list(tmp_path.iterdir())

@@ -5,8 +5,7 @@ import logging
 import numpy as np
 import pytest
 
-from coreselect.errors import ConfigError
-from coreselect.selection import SimilarityFilter, make_selector, similarity_filter
+from coreselect.selection import SimilarityFilter, similarity_filter
 
 
 def loop_filter(X, k, threshold, y=None):
@@ -70,16 +69,3 @@ def test_all_duplicates_fill_in_walk_order(caplog):
     assert sel.n_first_pass_ == 1
     assert sel.indices_.tolist() == [7, 6, 5, 4]
     assert "only 1 examples pass" in caplog.text
-
-
-def test_deterministic():
-    X = near_duplicates(2)
-    a = SimilarityFilter(n_select=30).fit(X).indices_
-    assert a.tolist() == SimilarityFilter(n_select=30, random_state=5).fit(X.copy()).indices_.tolist()
-
-
-def test_registry_and_parameter_errors():
-    assert isinstance(make_selector("similarity-filter", n_select=3, threshold=0.5), SimilarityFilter)
-    X = np.random.default_rng(0).normal(size=(20, 4)).astype(np.float32)
-    with pytest.raises(ConfigError, match="'threshold' parameter of SimilarityFilter must be a float"):
-        SimilarityFilter(n_select=3, threshold=1.5).fit(X)

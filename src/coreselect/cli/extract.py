@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from coreselect.cli.common import add_engine_args, add_feature_args, engine_options, feature_config
+from coreselect.job import SelectJob
+from coreselect.options import add_arguments, from_args
 
 HELP = "extract model features of a dataset into a feature store"
 EPILOG = """examples:
@@ -14,44 +15,41 @@ EPILOG = """examples:
 """
 
 
+#: The fields of a select job that extraction uses: the model, the features, bad records, the engine.
+EXTRACT_OPTIONS = ("model", "features", "on_error", "trust_remote_code", "progress", "engine", "ray_address",
+                   "ray_actors")
+
+
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("extract", help=HELP, description=HELP + ".", epilog=EPILOG,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("data", help="instruction dataset (.jsonl/.json/.parquet, optionally .gz)")
     p.add_argument("-o", "--output", required=True, help="feature store directory (created; resumed if it exists)")
     p.add_argument("--shard-rows", type=int, default=None, help="examples per shard (default: 512)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    add_feature_args(p)
-    add_engine_args(p)
+    add_arguments(p, SelectJob, only=EXTRACT_OPTIONS)
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from coreselect.data import load_dataset
     from coreselect.errors import ConfigError
-    from coreselect.features.extract import SHARD_ROWS, extract_features
+    from coreselect.executor import make_executor
+    from coreselect.features.extract import SHARD_ROWS
     from coreselect.models import resolve_model
 
     if args.shard_rows is not None and args.shard_rows < 1:
         raise ConfigError(f"--shard-rows must be positive, got {args.shard_rows}")
-    engine, address, actors = engine_options(args)
-    ds = load_dataset(args.data, on_error=args.on_error)
-    if args.features == "text":
+    job = from_args(SelectJob, args)
+    executor = make_executor(job.engine, address=job.ray_address, n_actors=job.ray_actors)
+    ds = load_dataset(args.data, on_error=job.on_error)
+    if job.features.kind == "text":
         from coreselect.features.text import resolve_text_model
 
-        spec = resolve_text_model(args.model)
+        spec = resolve_text_model(job.model)
     else:
-        spec = resolve_model(args.model, trust_remote_code=args.trust_remote_code)
-    if engine == "ray":
-        from coreselect.distributed.ray_extract import extract_features_ray
-
-        store = extract_features_ray(ds, spec, feature_config(args), args.output,
-                                     shard_rows=args.shard_rows or SHARD_ROWS, progress=not args.no_progress,
-                                     trust_remote_code=args.trust_remote_code, address=address, n_actors=actors)
-    else:
-        store = extract_features(ds, spec, feature_config(args), args.output,
-                                 shard_rows=args.shard_rows or SHARD_ROWS, progress=not args.no_progress,
-                                 trust_remote_code=args.trust_remote_code)
+        spec = resolve_model(job.model, trust_remote_code=job.trust_remote_code)
+    store = executor.extract(ds, spec, job.features, args.output, shard_rows=args.shard_rows or SHARD_ROWS,
+                             progress=job.progress, trust_remote_code=job.trust_remote_code)
     m = store.manifest
     dims = ", ".join(f"{k} ({v})" for k, v in m["dims"].items())
     print(f"{m['n_rows']} examples, {m['stats']['tokens']} tokens -> {store.root}: {dims}")

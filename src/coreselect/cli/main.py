@@ -12,7 +12,7 @@ from coreselect import __version__
 from coreselect.errors import CoreselectError
 
 #: Subcommands in help order; each is a module ``coreselect.cli.<name>`` with ``add_parser``.
-SUBCOMMANDS = ["select", "extract", "score", "report", "methods", "train", "evaluate", "compare"]
+SUBCOMMANDS = ["select", "extract", "score", "report", "methods", "train", "evaluate", "compare", "pool"]
 
 
 def _subcommand_modules():

@@ -1,7 +1,11 @@
 """The YAML configuration of ``coreselect compare``: parsed into dataclasses, checked up front.
 
 Relative paths are relative to the YAML file's folder. Unknown keys are errors that name the
-closest known key, so a typo never silently becomes a default.
+closest known key, so a typo never silently becomes a default. The ``selector:``, ``trainee:``
+and ``evaluation:`` sections are parsed into the option sets ``coreselect select``, ``train``
+and ``evaluate`` are generated from (:class:`~coreselect.job.SelectJob`,
+:class:`~coreselect.finetune.config.TrainConfig`, :class:`~coreselect.finetune.config.EvalConfig`):
+the same keys (the flag names with underscores), the same defaults, the same checks.
 
 Example (``examples/cpu_small.yaml`` is a complete one)::
 
@@ -10,7 +14,7 @@ Example (``examples/cpu_small.yaml`` is a complete one)::
       - {name: heldout, path: ../../shared/data/alpaca_cleaned.jsonl.gz, offset: 1000, limit: 200}
     selector: {model: smollm2-135m-instruct, layers: [15], max_length: 256}
     trainee: {model: gemma3-270m, lora: true, epochs: 1, lr: 2.0e-4, max_length: 256}
-    methods: [kcenter]
+    methods: [kcenter]          # default: [facility-location], as for coreselect select
     budgets: [0.15]
     seeds: [0]
     baselines: [random, full]
@@ -19,12 +23,18 @@ Example (``examples/cpu_small.yaml`` is a complete one)::
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from coreselect.errors import ConfigError
-from coreselect.finetune.train import TrainConfig
+from coreselect.finetune.config import EvalConfig, TrainConfig
+from coreselect.job import DEFAULT_METHOD, SelectJob
+from coreselect.options import as_mapping, check_keys, from_mapping
+
+#: The ``selector:`` keys: the selector model, the feature options and the normalisation, as
+#: ``coreselect select`` has them (``--model``, ``--features``, ``--layers``, ..., ``--normalize``).
+SELECTOR_FIELDS = ("model", "features", "normalize")
 
 
 @dataclass(frozen=True)
@@ -38,41 +48,24 @@ class DataSlice:
 
 
 @dataclass(frozen=True)
-class SelectorConfig:
-    model: str | None = None  # None: the default selector model
-    features: str = "activations"
-    layers: tuple[int, ...] = (15,)
-    pooling: str = "mean"
-    span: str = "all"
-    max_length: int = 512
-    normalize: str = "center-l2"
-
-
-@dataclass(frozen=True)
 class MethodSpec:
     name: str
     params: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
-class EvalConfig:
-    max_length: int = 512
-    batch_size: int = 8
-    base: bool = True  # also evaluate the untrained trainee model as a reference row
-    precision: str = "auto"  # auto: bf16 where supported (inference is faster in bf16)
-    tasks: tuple[str, ...] = ()  # lm-evaluation-harness tasks per arm, e.g. (mmlu_local,)
-    task_limit: int | None = None  # questions per task (None: all)
-
-
 @dataclass
 class ExperimentConfig:
-    """Everything ``coreselect compare`` runs: pool, held-out sets, models, arms."""
+    """Everything ``coreselect compare`` runs: pool, held-out sets, models, arms.
+
+    ``selector`` is the select job every arm starts from (its method, budget and seed are the
+    arm's), so a ``compare`` arm and ``coreselect select`` share every default.
+    """
 
     pool: DataSlice
     eval: list[DataSlice]
-    selector: SelectorConfig = field(default_factory=SelectorConfig)
+    selector: SelectJob = field(default_factory=SelectJob)
     trainee: TrainConfig = field(default_factory=TrainConfig)
-    methods: list[MethodSpec] = field(default_factory=lambda: [MethodSpec("kcenter")])
+    methods: list[MethodSpec] = field(default_factory=lambda: [MethodSpec(DEFAULT_METHOD)])
     budgets: list[float | int] = field(default_factory=lambda: [0.15])
     seeds: list[int] = field(default_factory=lambda: [0])
     baselines: list[str] = field(default_factory=lambda: ["random", "full"])
@@ -80,20 +73,23 @@ class ExperimentConfig:
     source: str = ""
 
 
-def _check_keys(where: str, given: dict[str, Any], known: list[str]) -> None:
-    for key in given:
-        if key not in known:
-            close = difflib.get_close_matches(str(key), known, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else f" (known: {', '.join(known)})"
-            raise ConfigError(f"{where}: unknown key {key!r}{hint}")
+def selector_json(job: SelectJob) -> dict[str, Any]:
+    """The ``selector:`` options of ``job`` as ``compare`` records and hashes them (select-stage keys).
 
+    The keys of the first version, so that the select stages of existing runs stay cached;
+    options added since appear only when set.
 
-def _mapping(where: str, value: Any) -> dict[str, Any]:
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise ConfigError(f"{where}: expected a mapping, got {type(value).__name__}")
-    return value
+    >>> selector_json(SelectJob())["layers"], "with_hidden" in selector_json(SelectJob())
+    ([15], False)
+    """
+    f = job.features
+    d: dict[str, Any] = {"model": job.model, "features": f.kind, "layers": list(f.layers), "pooling": f.pooling,
+                         "span": f.span, "max_length": f.max_length, "normalize": job.normalize}
+    if f.with_hidden:
+        d["with_hidden"] = True
+    if f.drop_default_system:
+        d["drop_default_system"] = True
+    return d
 
 
 def _int(where: str, value: Any, *, minimum: int = 0, allow_none: bool = False) -> int | None:
@@ -107,8 +103,8 @@ def _int(where: str, value: Any, *, minimum: int = 0, allow_none: bool = False) 
 def _slice(where: str, value: Any, base: Path, default_name: str) -> DataSlice:
     if isinstance(value, str):
         value = {"path": value}
-    d = _mapping(where, value)
-    _check_keys(where, d, ["path", "offset", "limit", "name"])
+    d = as_mapping(where, value)
+    check_keys(where, d, ["path", "offset", "limit", "name"])
     if not isinstance(d.get("path"), str):
         raise ConfigError(f"{where}: 'path' (a data file) is required")
     p = Path(d["path"]).expanduser()
@@ -118,28 +114,30 @@ def _slice(where: str, value: Any, base: Path, default_name: str) -> DataSlice:
                      str(d.get("name") or default_name))
 
 
-def _tasks(where: str, value: Any) -> tuple[str, ...]:
-    items = value.split(",") if isinstance(value, str) else value
-    if not isinstance(items, list) or not all(isinstance(t, str) and t.strip() for t in items):
-        raise ConfigError(f"{where}: expected a list of lm-eval task names, got {value!r}")
-    return tuple(t.strip() for t in items)
+def _methods(value: Any) -> list[MethodSpec]:
+    from coreselect.selection import available_methods
 
-
-def _dataclass_from(cls: type, where: str, d: dict[str, Any], **convert: Any) -> Any:
-    names = [f.name for f in fields(cls)]
-    _check_keys(where, d, names)
-    kwargs = {k: (convert[k](v) if k in convert else v) for k, v in d.items()}
-    try:
-        return cls(**kwargs)
-    except TypeError as err:
-        raise ConfigError(f"{where}: {err}") from None
+    known = list(available_methods())
+    methods = []
+    for i, m in enumerate(value or []):
+        if isinstance(m, str):
+            m = {"name": m}
+        m = as_mapping(f"methods[{i}]", m)
+        check_keys(f"methods[{i}]", m, ["name", "params"])
+        name = str(m.get("name"))
+        if name not in known:
+            close = difflib.get_close_matches(name, known, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ConfigError(f"methods: unknown selection method {name!r}{hint}")
+        methods.append(MethodSpec(name, dict(as_mapping(f"methods[{i}].params", m.get("params")))))
+    return methods
 
 
 def parse_config(raw: Any, base: Path, source: str = "") -> ExperimentConfig:
     """Validate a loaded YAML mapping; ``base`` is the folder relative paths start from."""
-    d = _mapping(source or "config", raw)
+    d = as_mapping(source or "config", raw)
     known = ["pool", "eval", "selector", "trainee", "methods", "budgets", "seeds", "baselines", "evaluation"]
-    _check_keys(source or "config", d, known)
+    check_keys(source or "config", d, known)
     if "pool" not in d:
         raise ConfigError(f"{source}: 'pool' is required")
     pool = _slice("pool", d["pool"], base, "pool")
@@ -150,19 +148,9 @@ def parse_config(raw: Any, base: Path, source: str = "") -> ExperimentConfig:
              for i, e in enumerate(evals_raw if isinstance(evals_raw, list) else [evals_raw])]
     if len({e.name for e in evals}) != len(evals):
         raise ConfigError("eval: the held-out sets need distinct names")
-    selector = _dataclass_from(SelectorConfig, "selector", _mapping("selector", d.get("selector")),
-                               layers=lambda v: tuple(v) if isinstance(v, (list, tuple)) else (v,))
-    trainee = _dataclass_from(TrainConfig, "trainee", _mapping("trainee", d.get("trainee")),
-                              lora_targets=tuple)
-    trainee.check()
-    methods = []
-    for i, m in enumerate(d.get("methods", ["kcenter"]) or []):
-        if isinstance(m, str):
-            methods.append(MethodSpec(m))
-        else:
-            m = _mapping(f"methods[{i}]", m)
-            _check_keys(f"methods[{i}]", m, ["name", "params"])
-            methods.append(MethodSpec(str(m.get("name")), dict(_mapping(f"methods[{i}].params", m.get("params")))))
+    selector = from_mapping(SelectJob, d.get("selector"), "selector", only=SELECTOR_FIELDS)
+    trainee = from_mapping(TrainConfig, d.get("trainee"), "trainee")
+    methods = _methods(d.get("methods", [DEFAULT_METHOD]))
     budgets = d.get("budgets", [0.15])
     budgets = budgets if isinstance(budgets, list) else [budgets]
     for b in budgets:
@@ -175,17 +163,7 @@ def parse_config(raw: Any, base: Path, source: str = "") -> ExperimentConfig:
     for b in baselines:
         if b not in ("random", "full"):
             raise ConfigError(f"baselines: unknown baseline {b!r} (known: random, full)")
-    evaluation = _dataclass_from(EvalConfig, "evaluation", _mapping("evaluation", d.get("evaluation")),
-                                 tasks=lambda v: _tasks("evaluation.tasks", v),
-                                 task_limit=lambda v: _int("evaluation.task_limit", v, minimum=1, allow_none=True))
-    from coreselect.selection import available_methods
-
-    known_methods = list(available_methods())
-    for m in methods:
-        if m.name not in known_methods:
-            close = difflib.get_close_matches(m.name, known_methods, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise ConfigError(f"methods: unknown selection method {m.name!r}{hint}")
+    evaluation = from_mapping(EvalConfig, d.get("evaluation"), "evaluation")
     if not methods and not baselines:
         raise ConfigError("nothing to compare: no methods and no baselines")
     return ExperimentConfig(pool, evals, selector, trainee, methods, budgets, seeds, list(baselines),
@@ -206,5 +184,5 @@ def load_config(path: str | Path) -> ExperimentConfig:
     return parse_config(raw, p.resolve().parent, str(p))
 
 
-__all__ = ["DataSlice", "EvalConfig", "ExperimentConfig", "MethodSpec", "SelectorConfig", "load_config",
-           "parse_config"]
+__all__ = ["SELECTOR_FIELDS", "DataSlice", "ExperimentConfig", "MethodSpec", "load_config", "parse_config",
+           "selector_json"]

@@ -27,11 +27,11 @@ import json
 import logging
 import re
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from coreselect.compare.config import DataSlice, ExperimentConfig
+from coreselect.compare.config import DataSlice, ExperimentConfig, selector_json
 from coreselect.data import Dataset, load_dataset
 from coreselect.errors import ConfigError, DataError
 from coreselect.output import atomic_write_bytes, check_not_input, check_not_inside, subset_bytes
@@ -124,12 +124,10 @@ def materialise(sl: DataSlice, out: Path) -> Dataset:
 
 
 def _select_stage(cfg: ExperimentConfig, arm: Arm, pool: Dataset, root: Path, progress: bool) -> dict[str, Any]:
-    from coreselect.features.activations import FeatureConfig
-    from coreselect.pipeline import SelectJob, run_select
+    from coreselect.pipeline import run_select
 
-    s = cfg.selector
     key = _key("select", pool.fingerprint, arm.method, arm.budget, arm.seed, arm.params,
-               asdict(s) if arm.method not in ("random", "full") else None)
+               selector_json(cfg.selector) if arm.method not in ("random", "full") else None)
     arm_dir = root / "arms" / arm.name
     marker = arm_dir / "select.json"
     if (m := _done(marker, key)) is not None and (arm_dir / "train.jsonl").is_file():
@@ -142,14 +140,12 @@ def _select_stage(cfg: ExperimentConfig, arm: Arm, pool: Dataset, root: Path, pr
         indices = list(range(len(pool)))
     else:
         log.info("[%s] select: %s, budget %s, seed %d", arm.name, arm.method, arm.budget, arm.seed)
-        feats = FeatureConfig(kind=s.features, layers=tuple(s.layers), pooling=s.pooling, span=s.span,
-                              max_length=s.max_length)
-        job = SelectJob(data=str(root / "data" / "pool.jsonl"), output=str(out),
-                        ratio=arm.budget if isinstance(arm.budget, float) else None,
-                        n=arm.budget if isinstance(arm.budget, int) else None, model=s.model, features=feats,
-                        normalize=s.normalize, method=arm.method, method_params=dict(arm.params), seed=arm.seed,
-                        work_dir=str(root / "features"), overwrite=True, progress=progress)
-        indices = run_select(job).manifest["indices"]
+        job = replace(cfg.selector, data=str(root / "data" / "pool.jsonl"), output=str(out),
+                      ratio=arm.budget if isinstance(arm.budget, float) else None,
+                      n=arm.budget if isinstance(arm.budget, int) else None, method=arm.method,
+                      method_params=dict(arm.params), seed=arm.seed, work_dir=str(root / "features"),
+                      overwrite=True, progress=progress)
+        indices = run_select(job).manifest.indices
     m = {"stage_key": key, "n_train": len(indices), "indices": indices,
          "seconds": round(time.perf_counter() - t, 3)}
     _write_json(marker, m)
@@ -185,7 +181,13 @@ def _eval_stage(cfg: ExperimentConfig, arm: Arm, upstream_key: str, evals: dict[
     from coreselect.finetune.evaluate import load_for_eval, response_loss, run_lm_eval
 
     ev = cfg.evaluation
-    settings = {k: v for k, v in asdict(ev).items() if k not in ("tasks", "task_limit") or ev.tasks}
+    # the settings of the first version (so its runs stay cached), later ones only when set
+    settings: dict[str, Any] = {"max_length": ev.max_length, "batch_size": ev.batch_size, "base": ev.base,
+                                "precision": ev.precision}
+    if ev.tasks:
+        settings.update(tasks=ev.tasks, task_limit=ev.task_limit)
+    if ev.num_fewshot is not None:
+        settings["num_fewshot"] = ev.num_fewshot
     key = _key("eval", upstream_key, {n: d.fingerprint for n, d in evals.items()}, settings)
     arm_dir = root / "arms" / arm.name
     marker = arm_dir / "eval.json"
@@ -200,7 +202,8 @@ def _eval_stage(cfg: ExperimentConfig, arm: Arm, upstream_key: str, evals: dict[
                                    progress=progress) for name, ds in evals.items()}
     tasks = {}
     if ev.tasks:
-        out = run_lm_eval(model, tok, ev.tasks, batch_size=ev.batch_size, limit=ev.task_limit)
+        out = run_lm_eval(model, tok, ev.tasks, batch_size=ev.batch_size, limit=ev.task_limit,
+                          num_fewshot=ev.num_fewshot)
         tasks = {task: task_metrics(r) for task, r in out.get("results", {}).items()}
     del model
     m = {"stage_key": key, "results": results, "tasks": tasks, "seconds": round(time.perf_counter() - t, 3)}
@@ -220,7 +223,7 @@ def run_experiment(cfg: ExperimentConfig, out_dir: str | Path, *, progress: bool
              for e in cfg.eval}
     check_disjoint(pool, evals)
     _write_json(root / "config.json", {"source": cfg.source, "pool": asdict(cfg.pool),
-                                       "eval": [asdict(e) for e in cfg.eval], "selector": asdict(cfg.selector),
+                                       "eval": [asdict(e) for e in cfg.eval], "selector": selector_json(cfg.selector),
                                        "trainee": {**asdict(cfg.trainee), "lora_targets": list(cfg.trainee.lora_targets)},
                                        "methods": [asdict(m) for m in cfg.methods], "budgets": cfg.budgets,
                                        "seeds": cfg.seeds, "baselines": cfg.baselines,

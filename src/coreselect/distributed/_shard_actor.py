@@ -2,10 +2,13 @@
 
 Every computation is done shard by shard (a shard is a fixed row range of the store), so what a
 shard contributes never depends on how shards are grouped over actors; the driver only ever
-combines per-actor results in global row order. The arithmetic mirrors the single-process code
-line by line (:func:`~coreselect.features.transform.prepare_features`, the dense k-center
-kernel, :func:`~coreselect.selection.ltd.ltd_selection`); see :mod:`.ray_select` for what equality
-that gives.
+combines per-actor results in global row order. Shards are read with
+:func:`~coreselect.store.read_shard` and prepared with the functions behind
+:func:`~coreselect.features.transform.prepare_features` (:func:`~coreselect.features.transform.column_sums`,
+:func:`~coreselect.features.transform.normalize_rows`); nearest distances are
+:func:`~coreselect.metrics.nearest_distances_to`. The k-center and LTD steps mirror the dense
+k-center kernel and :func:`~coreselect.selection.ltd.ltd_selection`; see :mod:`.ray_select` for
+what equality that gives.
 """
 
 from __future__ import annotations
@@ -15,31 +18,11 @@ from typing import Any
 
 import numpy as np
 
-from coreselect.errors import StoreError
-from coreselect.store import ShardPlan
+from coreselect.features.transform import Normalize, column_sums, normalize_rows
+from coreselect.store import ShardPlan, read_shard
 
 #: (value, global row, its feature vector, its squared norm) of an actor's best candidate.
 Candidate = tuple[float, int, np.ndarray, float]
-
-
-def read_shard(root: Path, plan: ShardPlan, names: list[str]) -> dict[str, np.ndarray]:
-    """One shard's feature groups, checked like :meth:`~coreselect.store.FeatureStore.load`."""
-    from safetensors import safe_open
-
-    path = root / plan.filename
-    try:
-        with safe_open(str(path), framework="np") as f:
-            if (f.metadata() or {}).get("start") != str(plan.start):
-                raise StoreError(f"{path}: shard does not start at row {plan.start}; delete it and rerun extract")
-            out = {k: f.get_tensor(k) for k in names}
-    except StoreError:
-        raise
-    except Exception as err:  # missing file, corruption
-        raise StoreError(f"{path}: unreadable shard ({type(err).__name__}: {err}); rerun extract") from None
-    for k, a in out.items():
-        if a.shape[0] != plan.end - plan.start:
-            raise StoreError(f"{path}: {k} has {a.shape[0]} rows, expected {plan.end - plan.start}")
-    return out
 
 
 def best_by_group(groups: np.ndarray, vals: np.ndarray, rows: np.ndarray, largest: bool
@@ -75,33 +58,15 @@ class ShardFeatures:
         self.sq: list[np.ndarray] = []
 
     # -- preparation -----------------------------------------------------------------------
-    def sums(self) -> dict[str, np.ndarray]:
-        """Per-group float64 column sums (exact for float16 data of moderate size, any order)."""
-        out = {k: np.zeros(self._raw[0][k].shape[1], dtype=np.float64) for k in self.names}
-        for g in self._raw:
-            for k in self.names:
-                out[k] += g[k].astype(np.float64).sum(0)
-        return out
+    def sums(self) -> list[dict[str, np.ndarray]]:
+        """Each shard's :func:`~coreselect.features.transform.column_sums`."""
+        return [column_sums(g) for g in self._raw]
 
-    def prepare(self, means: dict[str, np.ndarray] | None, normalize: str) -> int:
-        """Build each shard's float32 matrix as ``prepare_features`` does; return non-finite rows."""
-        weight = 1.0 / np.sqrt(len(self.names))
+    def prepare(self, means: dict[str, np.ndarray] | None, normalize: Normalize) -> int:
+        """Each shard's rows as ``prepare_features`` makes them; return how many are not finite."""
         bad = 0
         for g in self._raw:
-            n = g[self.names[0]].shape[0]
-            out = np.empty((n, sum(g[k].shape[1] for k in self.names)), dtype=np.float32)
-            col = 0
-            for k in self.names:
-                d = g[k].shape[1]
-                block = out[:, col : col + d]
-                block[...] = g[k]
-                if means is not None:
-                    block -= means[k]
-                if normalize != "none":
-                    norms = np.linalg.norm(block, axis=1, keepdims=True)
-                    np.maximum(norms, 1e-12, out=norms)
-                    block *= weight / norms
-                col += d
+            out = normalize_rows(g, means, normalize)
             bad += int((~np.isfinite(out).all(1)).sum())
             self.X.append(out)
             self.sq.append(np.einsum("ij,ij->i", out, out))
@@ -243,16 +208,11 @@ class ShardFeatures:
         groups, pos = best_by_group(cl, vals, rows, largest)
         return (groups, vals[pos], rows[pos], *self.rows(rows[pos], with_sq=True))
 
-    def nearest(self, C: np.ndarray, csq: np.ndarray, block: int = 65_536) -> np.ndarray:
-        """Distance from each row held here to its nearest row of ``C`` (as ``nearest_distances``)."""
-        out = []
-        for X, sq in zip(self.X, self.sq):
-            best = np.full(X.shape[0], np.inf, dtype=np.float32)
-            for s in range(0, C.shape[0], block):
-                d2 = sq[:, None] + csq[None, s : s + block] - 2.0 * (X @ C[s : s + block].T)
-                np.minimum(best, d2.min(1), out=best)
-            out.append(np.sqrt(np.maximum(best, 0.0)))
-        return np.concatenate(out)
+    def nearest(self, C: np.ndarray, csq: np.ndarray) -> np.ndarray:
+        """Distance from each row held here to its nearest row of ``C`` (``nearest_distances_to``)."""
+        from coreselect.metrics import nearest_distances_to
+
+        return np.concatenate([nearest_distances_to(X, C, x_sq=sq, c_sq=csq) for X, sq in zip(self.X, self.sq)])
 
     def ping(self) -> int:
         return sum(X.shape[0] for X in self.X) if self.X else sum(p.end - p.start for p in self.plans)

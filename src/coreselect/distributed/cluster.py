@@ -128,3 +128,28 @@ def check_positive(name: str, value: int | None) -> int | None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise DistributedError(f"{name} must be a positive integer, got {value!r}")
     return value
+
+
+def root_cause(err: BaseException) -> str:
+    """The innermost error behind Ray's wrappers, as ``Type: first line``.
+
+    Examples
+    --------
+    >>> try:
+    ...     try:
+    ...         raise KeyError("shard-00004")
+    ...     except KeyError as inner:
+    ...         raise RuntimeError("task failed") from inner
+    ... except RuntimeError as err:
+    ...     root_cause(err)
+    "KeyError: 'shard-00004'"
+    """
+    seen = set()
+    while id(err) not in seen:
+        seen.add(id(err))
+        nxt = getattr(err, "cause", None) or err.__cause__
+        if not isinstance(nxt, BaseException):
+            break
+        err = nxt
+    text = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {text[-1] if text else ''}".strip(": ")

@@ -4,12 +4,12 @@ Each pending shard of the store (:meth:`~coreselect.store.FeatureStore.pending`)
 row and one block of a Ray dataset (its plan and its examples' messages). ``map_batches`` runs
 :class:`ShardExtractor`, a callable class holding one model replica per actor, over one shard at
 a time on an actor pool: ``num_gpus=1`` per actor when the cluster has GPUs, CPU actors
-otherwise. Each actor writes its finished shard with the same
-:meth:`~coreselect.store.FeatureStore.write_shard` as the single-process path (temporary file,
-then rename), so a retried or duplicated task rewrites an identical file and never adds a row;
-a shard whose file already exists is not extracted again. The driver then finalises the store
-with the same manifest as :func:`~coreselect.features.extract.extract_features`, so resume and
-every later stage work unchanged, whichever executor wrote which shard.
+otherwise. Each actor builds the same shard function as the single-process path
+(:func:`~coreselect.features.extract.shard_function`) and runs each shard with the same
+:func:`~coreselect.features.extract.run_shard` (temporary file, then rename), so a retried or
+duplicated task rewrites nothing and never adds a row. The driver opens and finalises the store
+as every executor does (:meth:`coreselect.executor.Executor.extract`), so resume and every later
+stage work unchanged, whichever executor wrote which shard.
 
 Fault tolerance is Ray's: an actor that dies (a crash, an OOM kill, a preempted node) is
 restarted (``max_restarts=-1``) and its tasks are retried up to ``max_task_retries`` times; a
@@ -27,8 +27,8 @@ from __future__ import annotations
 import inspect
 import json
 import logging
-import time
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -36,16 +36,9 @@ import numpy as np
 
 from coreselect.data import Dataset, Example
 from coreselect.distributed import DistributedError
-from coreselect.distributed.cluster import check_positive, connect, extraction_layout
-from coreselect.features.activations import FeatureConfig
-from coreselect.features.extract import (
-    BATCH_TOKENS,
-    SHARD_ROWS,
-    extract_shard,
-    finish_store,
-    open_store,
-    release_free_memory,
-)
+from coreselect.distributed.cluster import ActorLayout, root_cause
+from coreselect.features.config import FeatureConfig
+from coreselect.features.extract import BATCH_TOKENS, run_shard, shard_function
 from coreselect.models import ModelSpec
 from coreselect.store import FeatureStore, ShardPlan
 
@@ -53,11 +46,6 @@ log = logging.getLogger(__name__)
 
 #: Tries of one shard after its actor died (a crash, an OOM kill, a lost node).
 MAX_TASK_RETRIES = 4
-
-
-def config_from_json(d: dict[str, Any]) -> FeatureConfig:
-    """The inverse of :meth:`FeatureConfig.to_json`."""
-    return FeatureConfig(**{**d, "layers": tuple(d["layers"])})
 
 
 def shard_items(ds: Dataset, pending: list[ShardPlan]) -> list[dict[str, Any]]:
@@ -79,14 +67,15 @@ class ShardExtractor:
     Parameters
     ----------
     root : the store directory (shared by every node).
-    manifest : the store's manifest (model, options, shard plan).
+    manifest : the store's manifest.
+    model, config : what to extract (:func:`~coreselect.features.extract.shard_function`).
     batch_tokens : padded tokens per forward pass.
     trust_remote_code : allow model code from the model folder.
     num_threads : torch CPU threads (0: leave torch's default).
     """
 
-    def __init__(self, root: str, manifest: dict[str, Any], batch_tokens: int = BATCH_TOKENS,
-                 trust_remote_code: bool = False, num_threads: int = 0) -> None:
+    def __init__(self, root: str, manifest: dict[str, Any], model: ModelSpec, config: FeatureConfig,
+                 batch_tokens: int = BATCH_TOKENS, trust_remote_code: bool = False, num_threads: int = 0) -> None:
         import torch
         import transformers
 
@@ -95,104 +84,48 @@ class ShardExtractor:
         if num_threads > 0:
             torch.set_num_threads(num_threads)
         self.store = FeatureStore(Path(root), manifest)
-        self.batch_tokens = batch_tokens
-        spec, config = ModelSpec(**manifest["model"]), config_from_json(manifest["config"])
-        if config.kind == "text":
-            from coreselect.features.text import TextEmbedder
-
-            self._shard_fn = TextEmbedder(spec, config.max_length).extract_shard
-        else:
-            from coreselect.features.activations import ActivationExtractor
-            from coreselect.models import load_model
-
-            m, tok = load_model(spec, trust_remote_code=trust_remote_code)
-            extractor = ActivationExtractor(m, tok, config)
-            self._shard_fn = lambda examples: extract_shard(extractor, examples, batch_tokens=batch_tokens)
-
-    def extract(self, plan: ShardPlan, payload: str) -> int:
-        """Extract and write one shard unless its file exists; return its token count."""
-        path = self.store.root / plan.filename
-        if path.is_file():  # a retried task whose first try got as far as the rename
-            from safetensors import safe_open
-
-            with safe_open(str(path), framework="np") as f:
-                return int(f.get_tensor("n_tokens").sum())
-        arrays = self._shard_fn(_examples(plan.start, payload))
-        self.store.write_shard(plan, arrays)
-        release_free_memory()
-        return int(arrays["n_tokens"].sum())
+        self._shard_fn = shard_function(model, config, batch_tokens=batch_tokens,
+                                        trust_remote_code=trust_remote_code)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         shards, rows, tokens = [], [], []
         for shard, start, end, payload in zip(batch["shard"], batch["start"], batch["end"], batch["messages"]):
             plan = ShardPlan(int(shard), int(start), int(end))
-            tokens.append(self.extract(plan, str(payload)))
+            tokens.append(run_shard(self.store, plan, _examples(plan.start, str(payload)), self._shard_fn))
             shards.append(plan.shard)
             rows.append(plan.end - plan.start)
         return {"shard": np.array(shards), "rows": np.array(rows), "tokens": np.array(tokens)}
 
 
-def extract_features_ray(
-    ds: Dataset,
-    model: ModelSpec,
-    config: FeatureConfig,
-    out_dir: str | Path,
-    *,
-    shard_rows: int = SHARD_ROWS,
-    batch_tokens: int = BATCH_TOKENS,
-    progress: bool = True,
-    trust_remote_code: bool = False,
-    address: str | None = None,
-    n_actors: int | None = None,
-    max_task_retries: int = MAX_TASK_RETRIES,
-    actor_cls: type[ShardExtractor] = ShardExtractor,
-) -> FeatureStore:
-    """Extract every example's features into ``out_dir`` on a Ray actor pool, resuming.
-
-    Same store, same files, same manifest as :func:`~coreselect.features.extract.extract_features`.
-
-    Parameters
-    ----------
-    address : Ray cluster address (``"auto"``, ``"ray://host:10001"``); ``None`` starts a local one.
-    n_actors : model replicas; default one per GPU, or one per node on a CPU-only cluster.
-    max_task_retries : tries of a shard whose actor died before giving up.
-    actor_cls : the callable class run by the actors (a subclass can inject faults in tests).
+def extract_features_ray(ds: Dataset, model: ModelSpec, config: FeatureConfig, out_dir: str | Path, *,
+                         address: str | None = None, n_actors: int | None = None,
+                         max_task_retries: int = MAX_TASK_RETRIES, actor_cls: type[ShardExtractor] = ShardExtractor,
+                         **options: Any) -> FeatureStore:
+    """Extract every example's features into ``out_dir`` on a Ray actor pool, resuming:
+    :meth:`RayExecutor(...).extract <coreselect.executor.Executor.extract>` (same keyword
+    ``options`` as :func:`~coreselect.features.extract.extract_features`; the other arguments are
+    :class:`~coreselect.distributed.executor.RayExecutor`'s). Same store, same files, same
+    manifest as the local executor.
 
     Examples
     --------
-    >>> store = extract_features_ray(ds, resolve_model(), FeatureConfig(), "feats/",
+    >>> store = extract_features_ray(ds, resolve_model(None), FeatureConfig(), "feats/",
     ...                              address="auto")  # doctest: +SKIP
     """
-    check_positive("--ray-actors", n_actors)
-    store = open_store(ds, model, config, out_dir, shard_rows)
-    if store.manifest.get("complete"):
-        log.info("%s: features already extracted", out_dir)
-        return store
-    pending = store.pending()
-    t0 = time.perf_counter()
-    if pending:
-        ray = connect(address)
-        layout = extraction_layout(ray, n_actors)
-        n = min(layout.n_actors, len(pending))
-        log.info("extracting %d shards with %s on %d Ray actor(s) (%s each)", len(pending), model.name, n,
-                 f"{layout.num_gpus:g} GPU" if layout.num_gpus else f"{layout.num_cpus:g} CPU")
-        _run(ray, store, ds, pending, layout, n, progress, actor_cls, max_task_retries, {
-            "root": str(store.root.resolve()), "manifest": store.manifest, "batch_tokens": batch_tokens,
-            "trust_remote_code": trust_remote_code,
-            "num_threads": 0 if layout.num_gpus else max(1, int(layout.num_cpus))})
-        missing = store.pending()
-        if missing:  # pragma: no cover - Ray reported success, yet a shard file is absent
-            raise DistributedError(f"{store.root}: {len(missing)} shards missing after the Ray run; "
-                                   "rerun to resume")
-    return finish_store(store, ds, config, time.perf_counter() - t0 if pending else 0.0)
+    from coreselect.distributed.executor import RayExecutor
+
+    executor = RayExecutor(address=address, n_actors=n_actors, max_task_retries=max_task_retries,
+                           actor_cls=actor_cls)
+    return executor.extract(ds, model, config, out_dir, **options)
 
 
-def _run(ray: Any, store: FeatureStore, ds: Dataset, pending: list[ShardPlan], layout: Any, n: int,
-         progress: bool, actor_cls: type, max_task_retries: int, ctor: dict[str, Any]) -> None:
-    from tqdm.auto import tqdm
-
+def extract_on_actors(ray: Any, store: FeatureStore, ds: Dataset, pending: list[ShardPlan], layout: ActorLayout,
+                      n_actors: int, actor_cls: type, max_task_retries: int, ctor: dict[str, Any]
+                      ) -> Iterator[tuple[int, int]]:
+    """Run ``actor_cls`` over the pending shards on ``n_actors`` actors; yield ``(rows, tokens)``
+    of each shard as it is done. A failure is one :class:`DistributedError` saying what is kept."""
     ctx = ray.data.DataContext.get_current()
-    ctx.enable_progress_bars = False  # our own bar counts examples
+    ctx.enable_progress_bars = False  # the executor's own bar counts examples
     if not log.isEnabledFor(logging.DEBUG):  # Ray Data logs every dataset's plan at INFO
         logging.getLogger("ray.data").setLevel(logging.WARNING)
     items = shard_items(ds, pending)
@@ -207,32 +140,15 @@ def _run(ray: Any, store: FeatureStore, ds: Dataset, pending: list[ShardPlan], l
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*ray_remote_args.*")
         out = data.map_batches(actor_cls, batch_size=1, batch_format="numpy",
-                               compute=ray.data.ActorPoolStrategy(size=n), fn_constructor_kwargs=ctor,
+                               compute=ray.data.ActorPoolStrategy(size=n_actors), fn_constructor_kwargs=ctor,
                                **resources)
-    total = store.manifest["n_rows"]
-    done = total - sum(p.end - p.start for p in pending)
-    tokens, t0 = 0, time.perf_counter()
     try:
-        with tqdm(total=total, initial=done, unit="ex", desc="extract", disable=not progress,
-                  dynamic_ncols=True) as bar:
-            for row in out.iter_rows():
-                tokens += int(row["tokens"])
-                bar.update(int(row["rows"]))
-                bar.set_postfix(tok_s=f"{tokens / max(time.perf_counter() - t0, 1e-9):,.0f}")
+        for row in out.iter_rows():
+            yield int(row["rows"]), int(row["tokens"])
     except Exception as err:  # RayTaskError, UserCodeException, ActorDiedError ...
         left = len(store.pending())
         raise DistributedError(f"Ray extraction failed ({root_cause(err)}); {len(pending) - left} of "
                                f"{len(pending)} shards were written and are kept; rerun to resume") from None
-
-
-def root_cause(err: BaseException) -> str:
-    """The innermost error behind Ray's wrappers, as ``Type: first line``."""
-    seen = set()
-    while id(err) not in seen:
-        seen.add(id(err))
-        nxt = getattr(err, "cause", None) or err.__cause__
-        if not isinstance(nxt, BaseException):
-            break
-        err = nxt
-    text = str(err).strip().splitlines()
-    return f"{type(err).__name__}: {text[-1] if text else ''}".strip(": ")
+    missing = store.pending()
+    if missing:  # pragma: no cover - Ray reported success, yet a shard file is absent
+        raise DistributedError(f"{store.root}: {len(missing)} shards missing after the Ray run; rerun to resume")

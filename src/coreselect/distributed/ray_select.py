@@ -35,22 +35,26 @@ memory; the driver never holds the feature matrix.
     run on the actors; the picks are interleaved as in ``ltd_selection``. *Guarantee* with
     ``"exact"``: the same picks as the single-process LTD, up to the BLAS rounding above.
 
-Any other method runs on the driver, on features loaded from the store as usual.
+The selectors call these through ``fit_distributed`` (:meth:`KCenterGreedy._fit_distributed
+<coreselect.selection.kcenter.KCenterGreedy>`, likewise LTD), which checks their parameters and
+sets their learned attributes; :class:`~coreselect.distributed.executor.RayExecutor` runs any
+other method on the driver, on features loaded from the store as usual.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
 
-from coreselect.distributed import RAY_METHODS, DistributedError
+from coreselect.distributed import DistributedError
 from coreselect.distributed._shard_actor import actor_class, as_plans
-from coreselect.distributed.cluster import check_positive, connect, group_shards, selection_actors
-from coreselect.distributed.ray_extract import root_cause
+from coreselect.distributed.cluster import connect, group_shards, root_cause, selection_actors
 from coreselect.errors import ConfigError
-from coreselect.selection.base import Selector
+from coreselect.features.transform import Normalize, check_normalize, group_means
 from coreselect.store import FeatureStore
 
 log = logging.getLogger(__name__)
@@ -72,10 +76,9 @@ class FeatureActors:
     (2000, 576)
     """
 
-    def __init__(self, store: FeatureStore, *, n_actors: int | None = None, normalize: str = "center-l2",
+    def __init__(self, store: FeatureStore, *, n_actors: int | None = None, normalize: Normalize = "center-l2",
                  address: str | None = None) -> None:
-        if normalize not in ("center-l2", "l2", "none"):
-            raise ConfigError(f"unknown normalisation {normalize!r}")
+        check_normalize(normalize)
         self.ray = connect(address)
         plans = store.plan()
         self.groups = group_shards(plans, selection_actors(self.ray, len(plans), n_actors))
@@ -85,9 +88,8 @@ class FeatureActors:
         self.n_rows = store.manifest["n_rows"]
         try:
             means = None
-            if normalize == "center-l2":  # as prepare_features: float64 sums, float32 mean
-                parts = self.call("sums")
-                means = {k: (sum(p[k] for p in parts) / self.n_rows).astype(np.float32) for k in parts[0]}
+            if normalize == "center-l2":  # as prepare_features
+                means = group_means([s for part in self.call("sums") for s in part], self.n_rows)
             bad = sum(self.call("prepare", means, normalize))
             if bad:
                 raise ConfigError(f"features of {bad} rows contain NaN or infinity")
@@ -115,6 +117,27 @@ class FeatureActors:
         out[order] = vecs
         sq[order] = np.concatenate([p[1] for p in parts])
         return out, sq
+
+    @contextmanager
+    def projected(self, dim: int | None, seed: int) -> Iterator[None]:
+        """Within the block, the actors hold a seeded random projection of their rows to ``dim``
+        dimensions (as ``KCenterGreedy(project_dim=...)``; never to as many or more)."""
+        if dim is None or dim >= self.dim:
+            yield
+            return
+        self.call("project", dim, seed)
+        try:
+            yield
+        finally:
+            self.call("project", None, seed)
+
+    def coverage(self, idx: np.ndarray) -> dict[str, float]:
+        """The manifest's coverage scores of the picks ``idx`` (as
+        :func:`~coreselect.metrics.coverage_metrics`), computed on the actors."""
+        C, csq = self.rows(idx)
+        d = np.concatenate(self.call("nearest", self.ray.put(C), csq))
+        d[idx] = 0.0
+        return {"covering_radius": round(float(d.max()), 6), "mean_nearest_distance": round(float(d.mean()), 6)}
 
     def close(self) -> None:
         """Kill the actors and wait until they are gone (their CPUs are free again)."""
@@ -251,69 +274,3 @@ def _reduce(parts: list[tuple[np.ndarray, ...]], largest: bool) -> dict[int, tup
             if old is None or (v > old[0] if largest else v < old[0]) or (v == old[0] and r < old[1]):
                 best[c] = (v, r, x, s)
     return best
-
-
-def coverage_ray(pool: FeatureActors, idx: np.ndarray) -> dict[str, float]:
-    """The manifest's coverage scores (as :func:`~coreselect.metrics.coverage_metrics`), on the actors."""
-    C, csq = pool.rows(idx)
-    d = np.concatenate(pool.call("nearest", pool.ray.put(C), csq))
-    d[idx] = 0.0
-    return {"covering_radius": round(float(d.max()), 6), "mean_nearest_distance": round(float(d.mean()), 6)}
-
-
-def select_ray(selector: Selector, store: FeatureStore, *, normalize: str = "center-l2",
-               address: str | None = None, n_actors: int | None = None, score: bool = True
-               ) -> tuple[Selector, dict[str, float] | None]:
-    """Fit ``selector`` (``kcenter`` or ``ltd``) on Ray actors holding the store's shards.
-
-    Sets the same learned attributes as ``selector.fit(X)`` on the prepared features, and with
-    ``score`` also returns the coverage scores of the picks (``None`` for 1-d features, as in
-    :func:`~coreselect.score.score_selection`).
-
-    Examples
-    --------
-    >>> sel, cov = select_ray(make_selector("kcenter", n_select=100), FeatureStore.open("feats/"),
-    ...                       address="auto")  # doctest: +SKIP
-    >>> sel.indices_.shape, sorted(cov)  # doctest: +SKIP
-    ((100,), ['covering_radius', 'mean_nearest_distance'])
-    """
-    from coreselect.selection._params import check_choice, check_int, check_seed
-    from coreselect.selection.kcenter import ALGORITHMS
-    from coreselect.selection.ltd import SPLITS, default_n_clusters
-
-    if selector.name not in RAY_METHODS:
-        raise ConfigError(f"method {selector.name!r} does not run on Ray; use one of {', '.join(sorted(RAY_METHODS))}")
-    check_positive("--ray-actors", n_actors)
-    owner = type(selector).__name__
-    k, n = selector.n_select, store.manifest["n_rows"]
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 0 < k <= n:
-        raise ConfigError(f"The 'n_select' parameter of {owner} must be in [1, {n}] (the pool size). Got {k!r} instead.")
-    seed = check_seed(owner, selector.random_state)
-    if selector.name == "kcenter":
-        check_choice(owner, "algorithm", selector.algorithm, ALGORITHMS)
-        dim = getattr(selector, "project_dim", None)
-        if dim is not None:
-            dim = check_int(owner, "project_dim", dim, 1)
-    else:
-        nc = default_n_clusters(k) if selector.n_clusters is None else check_int(owner, "n_clusters", selector.n_clusters, 1, k)
-        split = check_choice(owner, "split", selector.split, SPLITS)
-        niter = check_int(owner, "niter", selector.niter, 1)
-    pool = FeatureActors(store, n_actors=n_actors, normalize=normalize, address=address)
-    try:
-        if selector.name == "kcenter":
-            projected = dim is not None and dim < pool.dim  # as KCenterGreedy: never project up
-            if projected:
-                pool.call("project", dim, seed)
-            selector.indices_, selector.radii_ = kcenter_ray(pool, k, random_state=seed)
-            if projected:
-                pool.call("project", None, seed)  # coverage is scored on the features themselves
-        else:
-            (selector.indices_, selector.labels_, selector.quotas_,
-             selector.cluster_centers_) = ltd_ray(pool, k, n_clusters=nc, split=split, niter=niter, random_state=seed)
-            selector.cluster_sizes_ = np.bincount(selector.labels_, minlength=nc)
-        if len(np.unique(selector.indices_)) != k:  # pragma: no cover - an invariant, as in Selector.fit
-            raise AssertionError(f"{selector.name} on ray returned duplicate indices")
-        coverage = coverage_ray(pool, selector.indices_) if score and pool.dim > 1 else None
-    finally:
-        pool.close()
-    return selector, coverage

@@ -13,45 +13,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
 from coreselect.errors import ConfigError
+from coreselect.features.config import FeatureConfig
 
 log = logging.getLogger(__name__)
-
-Pooling = Literal["mean", "last", "max"]
-Span = Literal["all", "response", "prompt"]
-
-
-@dataclass(frozen=True)
-class FeatureConfig:
-    """What to extract. ``layers`` are 0-based decoder-layer indices (negative from the end).
-
-    ``kind="activations"`` taps MLP neurons (``mlp.L``); ``kind="hidden"`` taps layer outputs
-    (``hidden.L``); ``with_hidden`` adds the hidden states of the same layers to activations;
-    ``kind="text"`` embeds the text with a sentence encoder (layers and pooling unused).
-    ``drop_default_system`` leaves out the system turn a chat template adds to conversations
-    that have none (SmolLM2's "You are a helpful AI assistant named SmolLM, ...", about 20 of
-    the ~100 tokens of an Alpaca record): about 20% less compute, different features.
-    """
-
-    kind: Literal["activations", "hidden", "text"] = "activations"
-    layers: tuple[int, ...] = (15,)
-    pooling: Pooling = "mean"
-    span: Span = "all"
-    max_length: int = 512
-    with_hidden: bool = False
-    drop_default_system: bool = False
-
-    def to_json(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["layers"] = list(self.layers)
-        if not self.drop_default_system:  # options added later appear only when set, so that
-            del d["drop_default_system"]  # the store keys of existing feature stores stay valid
-        return d
 
 
 class _Stop(Exception):

@@ -1,7 +1,9 @@
-"""The extraction stage: dataset + model + options -> a feature store on disk.
+"""The extraction step: dataset + model + options -> a feature store on disk.
 
-The stage is a loop over the store's pending shards; :func:`extract_shard` does one shard and
-is all another executor (e.g. a Ray actor) needs to run.
+Written once, run by any executor (:mod:`coreselect.executor`): :func:`open_store` creates or
+resumes the store, :func:`shard_function` builds the per-shard function of a model and options
+(one per process or actor: it holds the model), :func:`run_shard` extracts and writes one shard,
+and :func:`finish_store` marks the store complete. Where the shards run is the executor's choice.
 """
 
 from __future__ import annotations
@@ -10,7 +12,6 @@ import functools
 import hashlib
 import json
 import logging
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -18,10 +19,11 @@ from typing import Any
 import numpy as np
 
 from coreselect.data import Dataset, Example
-from coreselect.features.activations import ActivationExtractor, FeatureConfig, length_batches
+from coreselect.features.activations import ActivationExtractor, length_batches
+from coreselect.features.config import FeatureConfig
 from coreselect.features.render import Rendered, has_chat_template, render_batch
 from coreselect.models import ModelSpec, load_model
-from coreselect.store import FeatureStore, ShardPlan
+from coreselect.store import FeatureStore, ShardPlan, read_shard
 
 log = logging.getLogger(__name__)
 
@@ -103,53 +105,70 @@ def extract_shard(
     return out
 
 
-def extract_features(
-    ds: Dataset,
-    model: ModelSpec,
-    config: FeatureConfig,
-    out_dir: str | Path,
-    *,
-    shard_rows: int = SHARD_ROWS,
-    batch_tokens: int = BATCH_TOKENS,
-    progress: bool = True,
-    trust_remote_code: bool = False,
-    loaded: tuple[Any, Any] | None = None,
-) -> FeatureStore:
-    """Extract features of every example into ``out_dir``, resuming what is already there."""
-    store = open_store(ds, model, config, out_dir, shard_rows)
-    if store.manifest.get("complete"):
-        log.info("%s: features already extracted", out_dir)
-        return store
-    pending = store.pending()
-    if pending:
-        t0 = time.perf_counter()
-        if config.kind == "text":
-            from coreselect.features.text import TextEmbedder
+ShardFn = Callable[[Sequence[Example]], dict[str, np.ndarray]]
 
-            text = TextEmbedder(model, config.max_length)
-            shard_fn = text.extract_shard
-            log.info("embedding text with %s, %d shards to go", model.name, len(pending))
-        else:
-            m, tok = loaded or load_model(model, trust_remote_code=trust_remote_code)
-            extractor = ActivationExtractor(m, tok, config)
-            template = "chat template" if has_chat_template(tok) else "Alpaca-style prompt (no chat template)"
-            log.info("extracting %s with %s (%s), %d shards to go", ",".join(extractor.groups),
-                     model.name, template, len(pending))
-            if config.drop_default_system:
-                n_drop = len(default_system_prefix(tok))
-                if n_drop:
-                    log.info("leaving out the template's default system turn (%d tokens)", n_drop)
-                else:
-                    log.warning("drop_default_system: the chat template adds no system turn; nothing dropped")
 
-            def shard_fn(examples: Sequence[Example]) -> dict[str, np.ndarray]:
-                return extract_shard(extractor, examples, batch_tokens=batch_tokens)
+def shard_function(
+    model: ModelSpec, config: FeatureConfig, *, batch_tokens: int = BATCH_TOKENS, trust_remote_code: bool = False,
+    loaded: tuple[Any, Any] | None = None, describe: bool = False,
+) -> ShardFn:
+    """The function that turns one shard's examples into its arrays, for ``model`` x ``config``.
 
-        _run(store, ds, shard_fn, pending, progress)
-        seconds = time.perf_counter() - t0
-    else:
-        seconds = 0.0
-    return finish_store(store, ds, config, seconds)
+    Loads the model (or uses ``loaded``, a ``(model, tokenizer)`` pair); every executor builds
+    it once per process or actor. With ``describe``, logs what is extracted and how.
+    """
+    if config.kind == "text":
+        from coreselect.features.text import TextEmbedder
+
+        if describe:
+            log.info("embedding text with %s", model.name)
+        return TextEmbedder(model, config.max_length).extract_shard
+    m, tok = loaded or load_model(model, trust_remote_code=trust_remote_code)
+    extractor = ActivationExtractor(m, tok, config)
+    if describe:
+        template = "chat template" if has_chat_template(tok) else "Alpaca-style prompt (no chat template)"
+        log.info("extracting %s with %s (%s)", ",".join(extractor.groups), model.name, template)
+        if config.drop_default_system:
+            n_drop = len(default_system_prefix(tok))
+            if n_drop:
+                log.info("leaving out the template's default system turn (%d tokens)", n_drop)
+            else:
+                log.warning("drop_default_system: the chat template adds no system turn; nothing dropped")
+    return functools.partial(extract_shard, extractor, batch_tokens=batch_tokens)
+
+
+def run_shard(store: FeatureStore, plan: ShardPlan, examples: Sequence[Example], shard_fn: ShardFn) -> int:
+    """Extract and write one shard unless its file exists; return its token count.
+
+    The unit of work of every executor. The file is written to a temporary name and renamed,
+    so a retried or duplicated run of the same shard (a Ray task whose actor died after the
+    rename) rewrites nothing and adds no row.
+    """
+    if (store.root / plan.filename).is_file():
+        return int(read_shard(store.root, plan, ["n_tokens"])["n_tokens"].sum())
+    arrays = shard_fn(examples)
+    store.write_shard(plan, arrays)
+    release_free_memory()
+    return int(arrays["n_tokens"].sum())
+
+
+def extract_features(ds: Dataset, model: ModelSpec, config: FeatureConfig, out_dir: str | Path, *,
+                     loaded: tuple[Any, Any] | None = None, **options: Any) -> FeatureStore:
+    """Extract features of every example into ``out_dir`` in this process, resuming what is
+    already there: :meth:`LocalExecutor(loaded).extract <coreselect.executor.Executor.extract>`,
+    whose keyword ``options`` (``shard_rows``, ``batch_tokens``, ``progress``,
+    ``trust_remote_code``) it takes; ``loaded`` is a ``(model, tokenizer)`` pair already in memory.
+
+    Examples
+    --------
+    >>> store = extract_features(load_dataset("train.jsonl"), resolve_model(None), FeatureConfig(),
+    ...                          "feats/", shard_rows=256)  # doctest: +SKIP
+    >>> store.manifest["complete"]  # doctest: +SKIP
+    True
+    """
+    from coreselect.executor import LocalExecutor
+
+    return LocalExecutor(loaded=loaded).extract(ds, model, config, out_dir, **options)
 
 
 def release_free_memory() -> None:
@@ -193,21 +212,3 @@ def finish_store(store: FeatureStore, ds: Dataset, config: FeatureConfig, second
     store.finalize(stats={"tokens": int(stats["n_tokens"].sum()), "truncated": n_trunc,
                           "seconds_last_run": round(seconds, 3)})
     return store
-
-
-def _run(store: FeatureStore, ds: Dataset, shard_fn: Callable[[Sequence[Example]], dict[str, np.ndarray]],
-         pending: list[ShardPlan], progress: bool) -> None:
-    from tqdm.auto import tqdm
-
-    total = store.manifest["n_rows"]
-    done_rows = total - sum(p.end - p.start for p in pending)
-    tokens, t0 = 0, time.perf_counter()
-    with tqdm(total=total, initial=done_rows, unit="ex", desc="extract", disable=not progress,
-              dynamic_ncols=True) as bar:
-        for plan in pending:
-            arrays = shard_fn(ds.examples[plan.start:plan.end])
-            store.write_shard(plan, arrays)
-            release_free_memory()
-            tokens += int(arrays["n_tokens"].sum())
-            bar.update(plan.end - plan.start)
-            bar.set_postfix(tok_s=f"{tokens / max(time.perf_counter() - t0, 1e-9):,.0f}")

@@ -22,11 +22,13 @@ import math
 import os
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from coreselect.data import Dataset, load_dataset
+from coreselect.data import Dataset, Example, load_dataset
 from coreselect.errors import ConfigError, CoreselectError, ModelError
+from coreselect.finetune.config import EvalConfig
 
 log = logging.getLogger(__name__)
 
@@ -70,61 +72,99 @@ def load_for_eval(model: str | None, *, precision: str = "auto", trust_remote_co
     return m, tok, "model"
 
 
-def response_loss(model: Any, tokenizer: Any, data: Dataset, *, max_length: int = 512, batch_size: int = 8,
-                  progress: bool = False) -> dict[str, Any]:
-    """Mean per-response-token NLL and perplexity of ``model`` on ``data`` (batched, length-sorted)."""
+def example_logprobs(model: Any, tokenizer: Any, examples: Sequence[Example], *, max_length: int = 512,
+                     batch_size: int = 8, progress: bool = False, desc: str = "evaluate") -> ExampleLogprobs:
+    """Summed log-probability of each example's response tokens (batched, length-sorted).
+
+    The result's ``sums``/``counts`` are aligned with ``examples``; an example whose response
+    starts beyond ``max_length`` has ``None`` (it is counted in ``encoded.dropped``).
+    """
     import torch
 
     from coreselect.finetune.tokenloss import response_token_logprobs
     from coreselect.finetune.train import encode_examples
 
-    enc = encode_examples(data.examples, tokenizer, max_length)
-    if not enc.rows:
-        raise ConfigError(f"{data.path}: no example has a response within --max-length {max_length}")
-    rows = sorted(enc.rows, key=lambda r: len(r["input_ids"]))
+    enc = encode_examples(examples, tokenizer, max_length)
+    order = sorted(range(len(enc.rows)), key=lambda i: len(enc.rows[i]["input_ids"]))
     device = next(model.parameters()).device
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    total_nll, total_tokens, total_seen = 0.0, 0, 0
-    per_example: list[float] = []
+    sums: list[float | None] = [None] * len(examples)
+    counts: list[int | None] = [None] * len(examples)
+    seen = 0
     bar = None
     if progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=len(rows), desc="evaluate", unit="ex")
+        bar = tqdm(total=len(order), desc=desc, unit="ex")
     t0 = time.perf_counter()
     model.eval()
     with torch.inference_mode():
-        for start in range(0, len(rows), batch_size):
-            chunk = rows[start:start + batch_size]
-            width = max(len(r["input_ids"]) for r in chunk)
+        for start in range(0, len(order), batch_size):
+            chunk = order[start:start + batch_size]
+            width = max(len(enc.rows[i]["input_ids"]) for i in chunk)
             ids = torch.full((len(chunk), width), pad, dtype=torch.long)
             labels = torch.full((len(chunk), width), -100, dtype=torch.long)
             mask = torch.zeros((len(chunk), width), dtype=torch.long)
-            for i, r in enumerate(chunk):
+            for b, i in enumerate(chunk):
+                r = enc.rows[i]
                 n = len(r["input_ids"])
-                ids[i, :n] = torch.tensor(r["input_ids"])
-                labels[i, :n] = torch.tensor(r["labels"])
-                mask[i, :n] = 1
+                ids[b, :n] = torch.tensor(r["input_ids"])
+                labels[b, :n] = torch.tensor(r["labels"])
+                mask[b, :n] = 1
             lp = response_token_logprobs(model, ids.to(device), labels.to(device), mask.to(device)).float()
-            counts = (labels[:, 1:] != -100).sum(dim=1).tolist()
-            for piece in torch.split(lp, counts):
-                per_example.append(float(-piece.mean()))
-            total_nll += float(-lp.sum())
-            total_tokens += lp.numel()
-            total_seen += int(mask.sum())
+            n_tok = (labels[:, 1:] != -100).sum(dim=1).tolist()
+            for i, piece, n in zip(chunk, torch.split(lp, n_tok), n_tok):
+                sums[enc.kept[i]], counts[enc.kept[i]] = float(piece.sum()), int(n)
+            seen += int(mask.sum())
             if bar is not None:
                 bar.update(len(chunk))
     if bar is not None:
         bar.close()
-    seconds = time.perf_counter() - t0
-    loss = total_nll / max(total_tokens, 1)
-    return {
+    return ExampleLogprobs(sums, counts, enc, seen, time.perf_counter() - t0)
+
+
+@dataclass
+class ExampleLogprobs:
+    """Per-example response log-probabilities and what it took to get them."""
+
+    sums: list[float | None]
+    counts: list[int | None]
+    encoded: Any  # coreselect.finetune.train.Encoded
+    tokens: int  # all positions fed forward (prompt and response, no padding)
+    seconds: float
+
+    def losses(self) -> list[float | None]:
+        """Mean NLL per response token of each example (``None`` where it was dropped)."""
+        return [None if s is None else -s / c for s, c in zip(self.sums, self.counts)]
+
+
+def response_loss(model: Any, tokenizer: Any, data: Dataset, *, max_length: int = 512, batch_size: int = 8,
+                  progress: bool = False, per_example: bool = False) -> dict[str, Any]:
+    """Mean per-response-token NLL and perplexity of ``model`` on ``data`` (batched, length-sorted).
+
+    With ``per_example``, ``"per_example"`` holds each example's mean NLL (``None`` if dropped),
+    in input order, for paired comparisons and grouped scores.
+    """
+    r = example_logprobs(model, tokenizer, data.examples, max_length=max_length, batch_size=batch_size,
+                         progress=progress)
+    enc = r.encoded
+    if not enc.rows:
+        raise ConfigError(f"{data.path}: no example has a response within --max-length {max_length}")
+    kept = [(s, c) for s, c in zip(r.sums, r.counts) if s is not None]
+    total_tokens = sum(c for _, c in kept)
+    loss = -sum(s for s, _ in kept) / max(total_tokens, 1)
+    losses = r.losses()
+    out = {
         "loss": round(loss, 6), "perplexity": round(math.exp(min(loss, 700.0)), 4),
-        "example_mean_loss": round(sum(per_example) / len(per_example), 6),
-        "examples": len(rows), "dropped": enc.dropped, "truncated": enc.truncated,
-        "response_tokens": total_tokens, "tokens": total_seen, "prompt_format": enc.prompt_format,
-        "seconds": round(seconds, 3), "tokens_per_second": round(total_seen / seconds, 1) if seconds > 0 else None,
+        "example_mean_loss": round(sum(x for x in losses if x is not None) / len(kept), 6),
+        "examples": len(kept), "dropped": enc.dropped, "truncated": enc.truncated,
+        "response_tokens": total_tokens, "tokens": r.tokens, "prompt_format": enc.prompt_format,
+        "seconds": round(r.seconds, 3),
+        "tokens_per_second": round(r.tokens / r.seconds, 1) if r.seconds > 0 else None,
     }
+    if per_example:
+        out["per_example"] = [None if x is None else round(x, 6) for x in losses]
+    return out
 
 
 def run_lm_eval(model: Any, tokenizer: Any, tasks: Sequence[str], *, batch_size: int = 8,
@@ -166,15 +206,19 @@ def run_lm_eval(model: Any, tokenizer: Any, tasks: Sequence[str], *, batch_size:
             "seconds": round(seconds, 3)}
 
 
-def evaluate(model: str, data: str | os.PathLike[str] | Sequence[str | os.PathLike[str]], *,
-             tasks: Sequence[str] = (), max_length: int = 512, batch_size: int = 8, precision: str = "auto",
-             limit: int | None = None, num_fewshot: int | None = None, progress: bool = False,
-             trust_remote_code: bool = False) -> dict[str, Any]:
+def evaluate(model: str, data: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+             config: EvalConfig | None = None, **options: Any) -> dict[str, Any]:
     """Evaluate ``model`` (adapter folder, model folder, id or builtin name) on held-out ``data``.
 
+    ``config`` says how (:class:`~coreselect.finetune.config.EvalConfig`, the options of
+    ``coreselect evaluate``); ``options`` override some of its fields (``max_length=256``).
     Returns a JSON-ready dict: ``loss``/``perplexity`` of the first data set at the top level,
     every data set under ``"datasets"``, and lm-eval results under ``"tasks"`` when asked.
     """
+    from dataclasses import replace
+
+    c = replace(config or EvalConfig(), **options)
+    tasks, limit = c.tasks, c.limit
     if tasks:  # fail before loading anything
         try:
             import lm_eval  # noqa: F401
@@ -187,10 +231,10 @@ def evaluate(model: str, data: str | os.PathLike[str] | Sequence[str | os.PathLi
     if limit is not None:
         for ds in sets:
             ds.examples = ds.examples[:limit]
-    m, tok, kind = load_for_eval(model, precision=precision, trust_remote_code=trust_remote_code)
+    m, tok, kind = load_for_eval(model, precision=c.precision, trust_remote_code=c.trust_remote_code)
     result: dict[str, Any] = {"model": str(model), "kind": kind, "datasets": {}}
     for ds in sets:
-        r = response_loss(m, tok, ds, max_length=max_length, batch_size=batch_size, progress=progress)
+        r = response_loss(m, tok, ds, max_length=c.max_length, batch_size=c.batch_size, progress=c.progress)
         r["fingerprint"] = ds.fingerprint
         result["datasets"][str(ds.path)] = r
         log.info("%s: loss %.4f, perplexity %.2f on %d examples", ds.path, r["loss"], r["perplexity"], r["examples"])
@@ -198,8 +242,9 @@ def evaluate(model: str, data: str | os.PathLike[str] | Sequence[str | os.PathLi
         first = result["datasets"][str(sets[0].path)]
         result["loss"], result["perplexity"] = first["loss"], first["perplexity"]
     if tasks:
-        result["tasks"] = run_lm_eval(m, tok, tasks, batch_size=batch_size, limit=limit, num_fewshot=num_fewshot)
+        result["tasks"] = run_lm_eval(m, tok, tasks, batch_size=c.batch_size, limit=limit, num_fewshot=c.num_fewshot)
     return result
 
 
-__all__ = ["EvaluationError", "evaluate", "load_for_eval", "response_loss", "run_lm_eval"]
+__all__ = ["EvaluationError", "ExampleLogprobs", "evaluate", "example_logprobs", "load_for_eval", "response_loss",
+           "run_lm_eval"]

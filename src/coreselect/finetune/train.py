@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 import shutil
 import tempfile
@@ -27,63 +26,17 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from coreselect import __version__
 from coreselect.data import Dataset, Example, load_dataset
 from coreselect.errors import ConfigError, OutputExistsError
+from coreselect.finetune.config import Precision, TrainConfig
 from coreselect.output import atomic_write_bytes, check_not_inside
 
 log = logging.getLogger(__name__)
 
 MANIFEST = "coreselect_train.json"
-Precision = Literal["auto", "bf16", "fp32"]
-
-
-@dataclass
-class TrainConfig:
-    """Options of ``coreselect train``; CLI flags map one-to-one onto these fields."""
-
-    model: str | None = None  # None: the default (selector) model
-    lora: bool = True
-    epochs: float = 1.0
-    lr: float = 2e-4
-    max_length: int = 512
-    batch_size: int = 8
-    grad_accum: int = 1
-    max_steps: int = -1  # > 0 overrides epochs
-    seed: int = 0
-    precision: Precision = "auto"  # auto: bf16 on a GPU or a CPU with bf16 instructions, else fp32
-    lora_r: int = 16
-    lora_alpha: int = 32
-    lora_dropout: float = 0.0
-    lora_targets: Sequence[str] = field(
-        default=("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"))
-    warmup_ratio: float = 0.05
-    group_by_length: bool = True
-    # Recompute activations in the backward pass instead of keeping them (TRL's default is on):
-    # saves memory, costs about one more forward pass per step. Off here; turn on for long rows
-    # or large models on a GPU.
-    activation_checkpointing: bool = False
-    logging_steps: int = 5
-    progress: bool = True
-    trust_remote_code: bool = False
-
-    def check(self) -> None:
-        """Raise :class:`ConfigError` for out-of-range values."""
-        if not self.epochs > 0:
-            raise ConfigError(f"--epochs must be positive, got {self.epochs}")
-        if not (self.lr > 0 and math.isfinite(self.lr)):
-            raise ConfigError(f"--lr must be positive, got {self.lr}")
-        for name in ("max_length", "batch_size", "grad_accum"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
-        if self.max_length < 8:
-            raise ConfigError(f"--max-length must be at least 8, got {self.max_length}")
-        if self.max_steps == 0 or self.max_steps < -1:
-            raise ConfigError(f"--max-steps must be positive (or -1 for epochs), got {self.max_steps}")
-        if self.precision not in ("auto", "bf16", "fp32"):
-            raise ConfigError(f"precision must be auto, bf16 or fp32, got {self.precision!r}")
 
 
 @dataclass
@@ -94,6 +47,7 @@ class Encoded:
     prompt_format: str
     dropped: int  # examples whose response was cut off entirely by max_length
     truncated: int
+    kept: list[int] = field(default_factory=list)  # the example each row came from (positions in the input)
 
 
 def prompt_format(tokenizer: Any) -> str:
@@ -121,9 +75,10 @@ def encode_examples(examples: Sequence[Example], tokenizer: Any, max_length: int
 
     prefix = _special_prefix(tokenizer)
     rows: list[dict[str, list[int]]] = []
+    kept: list[int] = []
     dropped = truncated = 0
     for start in range(0, len(examples), 256):
-        for r in render_batch(examples[start:start + 256], tokenizer, max_length + len(prefix)):
+        for j, r in enumerate(render_batch(examples[start:start + 256], tokenizer, max_length + len(prefix))):
             ids, resp = list(r.ids), r.response_start
             if prefix and ids[: len(prefix)] != prefix:
                 ids, resp = prefix + ids, resp + len(prefix)
@@ -134,7 +89,8 @@ def encode_examples(examples: Sequence[Example], tokenizer: Any, max_length: int
                 continue
             truncated += cut
             rows.append({"input_ids": ids, "labels": [-100] * resp + ids[resp:], "length": len(ids)})
-    return Encoded(rows, prompt_format(tokenizer), dropped, truncated)
+            kept.append(start + j)
+    return Encoded(rows, prompt_format(tokenizer), dropped, truncated, kept)
 
 
 def resolve_precision(precision: Precision, *, training: bool = True) -> str:

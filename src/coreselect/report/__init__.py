@@ -23,10 +23,12 @@ from pathlib import Path
 import numpy as np
 
 from coreselect.errors import ConfigError
+from coreselect.metrics import covering_radii
 from coreselect.output import atomic_write_bytes, check_not_input, check_writable
 from coreselect.report import analysis, plots, sections
 from coreselect.report.html import page
 from coreselect.report.load import ReportError, ReportInputs, load_inputs
+from coreselect.selection.kmeans_centroid import faiss_kmeans
 
 log = logging.getLogger(__name__)
 
@@ -107,11 +109,12 @@ def _render(inp: ReportInputs, *, projection: str, label_columns: list[str], aut
             max_rows: int, seed: int, t0: float) -> str:
     X, rows, ds = inp.features, inp.rows, inp.dataset
     n, k = len(ds), len(rows)
-    method = inp.manifest["method"].get("name", "selection")
+    method = inp.manifest.method.name
 
     # clusters, renumbered by size (0 = largest)
     kc = analysis.n_clusters_for(n)
-    raw_labels, centroids = analysis.kmeans(X, kc, seed=seed)
+    centroids, raw_labels = faiss_kmeans(np.ascontiguousarray(X, dtype=np.float32), kc, niter=25,
+                                         random_state=seed)
     by_size = np.argsort(-np.bincount(raw_labels, minlength=kc), kind="stable")
     relabel = np.empty(kc, dtype=np.int64)
     relabel[by_size] = np.arange(kc)
@@ -128,14 +131,14 @@ def _render(inp: ReportInputs, *, projection: str, label_columns: list[str], aut
     map_uri = plots.map_plot(P, rows, clusters, projection=projection)
 
     # coverage: the manifest's curve (k-center records it) and/or recomputed prefixes
-    curve = inp.manifest.get("coverage_curve")
+    curve = inp.manifest.coverage_curve
     curve = np.asarray(curve, dtype=float) if isinstance(curve, list) and len(curve) == k and inp.from_store else None
     prefixes = analysis.budget_prefixes(k)
     picks = mean_picks = None
     if curve is None or float(n) * k * X.shape[1] <= _RECOMPUTE_FLOPS:
-        picks, mean_picks = analysis.covering_radii(X, rows, prefixes)
+        picks, mean_picks = covering_radii(X, rows, prefixes)
     order = np.random.default_rng([seed, 1]).permutation(n)  # own stream: differs from --method random
-    rnd, mean_rnd = analysis.covering_radii(X, order, prefixes)
+    rnd, mean_rnd = covering_radii(X, order, prefixes)
     cov_uri = plots.coverage_plot(curve, prefixes, picks, rnd, method=method)
     radius = float(curve[-1]) if curve is not None else (float(picks[-1]) if picks is not None else None)
 
@@ -145,7 +148,7 @@ def _render(inp: ReportInputs, *, projection: str, label_columns: list[str], aut
         unit = "tokens"
         n_trunc = int(inp.row_stats.get("truncated", np.zeros(1)).sum())
         note = (f"Tokens as the selector model saw them (after truncation to "
-                f"{inp.manifest.get('features', {}).get('config', {}).get('max_length', '?')} tokens; "
+                f"{(inp.manifest.features.config if inp.manifest.features else {}).get('max_length', '?')} tokens; "
                 f"{n_trunc:,} examples truncated, {int(inp.row_stats['truncated'][rows].sum()):,} of them in "
                 "the core). Dotted lines: medians.")
     else:

@@ -1,12 +1,13 @@
-"""The numbers behind the report: 2-D projection, clusters, coverage curves, label statistics.
+"""The numbers behind the report: 2-D projection, cluster count, budgets, label statistics.
 
 Pure functions on arrays; nothing here draws or writes HTML. Every random step takes a seed.
+The coverage curves come from :func:`coreselect.metrics.covering_radii` and the clusters from
+:func:`coreselect.selection.kmeans_centroid.faiss_kmeans`: one implementation of each.
 
 Examples
 --------
->>> X = np.eye(4, dtype=np.float32)
->>> covering_radii(X, np.array([0, 1, 2, 3]), [1, 4])[0].round(3).tolist()
-[1.414, 0.0]
+>>> budget_prefixes(30, 4)
+[1, 3, 10, 30]
 """
 
 from __future__ import annotations
@@ -73,17 +74,6 @@ def n_clusters_for(n: int) -> int:
     return int(min(n, max(8, min(20, round(math.sqrt(n) / 2.5)))))
 
 
-def kmeans(X: np.ndarray, k: int, *, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Cluster labels (n,) and centroids (k, d) by faiss k-means (25 iterations, fixed seed)."""
-    import faiss
-
-    X = np.ascontiguousarray(X, dtype=np.float32)
-    km = faiss.Kmeans(X.shape[1], k, niter=25, seed=seed, min_points_per_centroid=1, verbose=False)
-    km.train(X)
-    _, labels = km.index.search(X, 1)
-    return labels[:, 0].astype(np.int64), np.asarray(km.centroids, dtype=np.float32)
-
-
 def budget_prefixes(k: int, points: int = 12) -> list[int]:
     """Geometrically spaced budgets in ``[1, k]``, always ending at ``k``.
 
@@ -91,36 +81,6 @@ def budget_prefixes(k: int, points: int = 12) -> list[int]:
     [1, 3, 10, 32, 100]
     """
     return sorted({int(round(v)) for v in np.geomspace(1, k, points)} | {k})
-
-
-def covering_radii(X: np.ndarray, order: np.ndarray, prefixes: Sequence[int], *,
-                   block_rows: int = 8192, block_picks: int = 512) -> tuple[np.ndarray, np.ndarray]:
-    """Covering radius and mean nearest-pick distance after each prefix of ``order``.
-
-    Keeps one running minimum of the squared distance per row and adds the picks in blocks,
-    so no n x k matrix is formed. Returns ``(radius, mean_distance)``, one value per prefix.
-    """
-    X = np.ascontiguousarray(X, dtype=np.float32)
-    sq = np.einsum("ij,ij->i", X, X)
-    min_d2 = np.full(X.shape[0], np.inf, dtype=np.float32)
-    radius, mean = [], []
-    done = 0
-    for p in sorted(prefixes):
-        for s in range(done, p, block_picks):
-            C = X[order[s:min(p, s + block_picks)]]
-            csq = sq[order[s:min(p, s + block_picks)]]
-            for r in range(0, X.shape[0], block_rows):
-                d2 = X[r:r + block_rows] @ C.T
-                d2 *= -2.0
-                d2 += sq[r:r + block_rows, None]
-                d2 += csq[None, :]
-                np.minimum(min_d2[r:r + block_rows], d2.min(1), out=min_d2[r:r + block_rows])
-        done = p
-        d = np.sqrt(np.maximum(min_d2, 0.0))
-        d[order[:p]] = 0.0
-        radius.append(float(d.max()))
-        mean.append(float(d.mean()))
-    return np.asarray(radius), np.asarray(mean)
 
 
 @dataclass
@@ -211,7 +171,6 @@ def validate_label_columns(records: Sequence[dict[str, Any]], columns: Sequence[
 
 
 __all__ = [
-    "LabelStats", "budget_prefixes", "covering_radii", "detect_label_columns", "expected_coverage",
-    "kmeans", "label_stats", "label_value", "n_clusters_for", "project_2d", "text_features",
-    "validate_label_columns",
+    "LabelStats", "budget_prefixes", "detect_label_columns", "expected_coverage", "label_stats", "label_value",
+    "n_clusters_for", "project_2d", "text_features", "validate_label_columns",
 ]

@@ -25,46 +25,46 @@ def summary(inp: ReportInputs, extra: dict[str, Any]) -> str:
     """Headline numbers, then what was selected, from what, with which model and features."""
     m = inp.manifest
     n, k = len(inp.dataset), len(inp.rows)
-    method = m["method"]
-    feats = m.get("features") or {}
-    model = m.get("model") or {}
-    cards = [(f"{n:,}", "pool"), (f"{k:,}", f"core ({_pct(k / n)})"), (method.get("name", "?"), "method"),
+    feats = m.features
+    model = m.model or {}
+    cards = [(f"{n:,}", "pool"), (f"{k:,}", f"core ({_pct(k / n)})"), (m.method.name, "method"),
              (model.get("name", "none"), "model")]
     if extra.get("radius") is not None:
         cards.append((f"{extra['radius']:.3g}", "final covering radius"))
     card_html = "".join(f"<div class=\"card\"><b>{esc(v)}</b><span>{esc(t)}</span></div>" for v, t in cards)
-    budget = m.get("budget", {})
+    budget = m.budget
     sel = {
-        "method": method.get("name"),
-        "parameters": json.dumps(method.get("params", {}), ensure_ascii=False),
-        "budget": f"ratio {budget['ratio']}" if budget.get("ratio") is not None else f"n {budget.get('n')}",
+        "method": m.method.name,
+        "parameters": json.dumps(m.method.params, ensure_ascii=False),
+        "budget": (f"ratio {budget.ratio}" if budget.ratio is not None else f"n {budget.n}") if budget else "?",
         "selected": f"{k:,} of {n:,}",
-        "output order": m.get("order", "selection"),
-        "skipped records": m["counts"].get("skipped", 0),
+        "output order": m.order,
+        "skipped records": m.counts.skipped,
     }
-    data = {"data file": m["data"]["path"], "format": f"{m['data'].get('format', '?')} "
-            f"({m['data'].get('container', '?')})", "fingerprint": str(m["data"].get("fingerprint", ""))[:23] + "…",
-            "coreselect": m.get("coreselect_version", "?"), "manifest": str(inp.manifest_path)}
+    data = {"data file": m.data.path, "format": f"{m.data.format or '?'} ({m.data.container or '?'})",
+            "fingerprint": str(m.data.fingerprint or "")[:23] + "…",
+            "coreselect": m.version or "?", "manifest": str(inp.manifest_path)}
     fx: dict[str, Any] = {"model": model.get("name", "none (the method needs no features)")}
     if model.get("path"):
         fx["model path"] = model["path"]
     if feats:
-        cfg = feats.get("config", {})
+        cfg = feats.config
         fx.update({
             "features": cfg.get("kind", "?"),
             "layers": ", ".join(str(v) for v in cfg.get("layers", [])),
             "pooling / span": f"{cfg.get('pooling', '?')} / {cfg.get('span', '?')}",
             "max length": cfg.get("max_length", "?"),
-            "dims": ", ".join(f"{g} {d:,}" for g, d in feats.get("dims", {}).items()),
-            "normalize": feats.get("normalize", "?"),
-            "tokens": fmt_num(feats.get("tokens")),
-            "truncated examples": fmt_num(feats.get("truncated")),
-            "feature store": feats.get("store", ""),
+            "dims": ", ".join(f"{g} {d:,}" for g, d in feats.dims.items()),
+            "normalize": feats.normalize if feats.normalize == feats.scored_with
+            else f"{feats.normalize} (selection), {feats.scored_with} (scores)",
+            "tokens": fmt_num(feats.tokens),
+            "truncated examples": fmt_num(feats.truncated),
+            "feature store": feats.store,
         })
     fx["report uses"] = inp.feature_source
-    timings = {k2: f"{v:.1f} s" for k2, v in (m.get("timings") or {}).items()}
+    timings = {k2: f"{v:.1f} s" for k2, v in m.timings.items()}
     last = ((inp.store_manifest or {}).get("stats") or {}).get("seconds_last_run")
-    if last and "extract" in timings and (m.get("timings") or {}).get("extract", 0) < 0.5 * last:
+    if last and "extract" in timings and m.timings.get("extract", 0) < 0.5 * last:
         timings["extract"] += f" (features cached; extracting them took {last:.0f} s)"
     timings["report (this page)"] = f"{extra['report_seconds']:.1f} s"
     grid = Raw(f'<div class="grid"><div><h3>Selection</h3>{kv_table(sel)}<h3>Data</h3>{kv_table(data)}</div>'
@@ -163,7 +163,7 @@ def labels_section(stats: list[LabelStats], uris: list[str], k: int, auto: bool)
 
 def records_section(inp: ReportInputs, clusters: np.ndarray, label_cols: list[str], max_rows: int) -> str:
     """The picks in pick order, with a search box that only appears when scripts run."""
-    indices = inp.manifest.get("indices") or [inp.dataset.examples[r].source_index for r in inp.rows.tolist()]
+    indices = inp.manifest.indices or [inp.dataset.examples[r].source_index for r in inp.rows.tolist()]
     rows = []
     shown = inp.rows[:max_rows].tolist()
     for rank, r in enumerate(shown):

@@ -1,7 +1,8 @@
-"""Checks of method-specific parameters, run by each selector's ``_fit`` before its kernel.
+"""Checks of selector parameters, all with one message shape.
 
-:meth:`Selector.fit <coreselect.selection.base.Selector.fit>` checks what every method shares
-(``X``, ``n_select``, ``y``); these helpers check the rest with the same message shape::
+:meth:`Selector.check_params <coreselect.selection.base.Selector.check_params>` runs them (through
+``Selector._int``/``_float``/``_choice`` in each method's ``_check_params``) before ``fit`` or
+``fit_distributed`` does any work, and the pipeline before extraction::
 
     The 'n_clusters' parameter of LTD must be an int in [1, 145]. Got 0 instead.
 

@@ -2,24 +2,38 @@
 
 A selection method is one module that defines a :class:`Selector` subclass and registers it::
 
-    @register("kcenter")
-    class KCenterGreedy(Selector):
-        def __init__(self, n_select: int, *, random_state: int = 0) -> None: ...
-        def _fit(self, X, y) -> np.ndarray: ...   # returns indices in pick order
+    @register("kmeans-centroid")
+    class KMeansCentroid(Selector):
+        def __init__(self, n_select: int, *, niter: int = 20, random_state: int = 0) -> None:
+            self.n_select, self.niter, self.random_state = n_select, niter, random_state
 
-``__init__`` only stores keyword arguments; ``fit(X)`` validates them, computes and returns
-``self``; learned state ends in ``_`` (``indices_``).
+        def _check_params(self) -> dict[str, Any]:  # its own parameters, checked
+            return {"niter": self._int("niter", 1)}
+
+        def _fit(self, X, y, *, niter, random_state) -> np.ndarray:  # indices, in pick order
+            ...
+
+``__init__`` only stores keyword arguments; :meth:`Selector.check_params` validates all of them
+(``n_select`` and ``random_state`` here, the rest in the method's ``_check_params``) and is what
+``fit`` and ``fit_distributed`` call first, and what the pipeline calls before extraction;
+``fit(X)`` computes and returns ``self``; learned state ends in ``_`` (``indices_``). A method
+that can run on features held by Ray actors also implements ``_fit_distributed(pool, **params)``.
 """
 
 from __future__ import annotations
 
 import difflib
+import inspect
 import logging
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
 from coreselect.errors import ConfigError
+from coreselect.selection._params import check_choice, check_float, check_int, check_seed
+
+if TYPE_CHECKING:
+    from coreselect.distributed.ray_select import FeatureActors
 
 log = logging.getLogger(__name__)
 
@@ -29,9 +43,11 @@ _REGISTRY: dict[str, type[Selector]] = {}
 class Selector:
     """Base class of all selection methods (scikit-learn estimator style).
 
-    Subclasses implement ``_fit(X, y) -> indices`` (int64, pick order, no duplicates) and may set
-    extra learned attributes (``radii_``, ``labels_``...). ``X`` is a float32 C-contiguous
-    ``(n_samples, n_features)`` array, already preprocessed by the pipeline.
+    Subclasses implement ``_fit(X, y, **params) -> indices`` (int64, pick order, no
+    duplicates), where ``params`` are what their ``_check_params`` returned plus
+    ``random_state``, and may set extra learned attributes (``radii_``, ``labels_``...). ``X`` is
+    a float32 C-contiguous ``(n_samples, n_features)`` array, already preprocessed by the
+    pipeline.
     """
 
     name: ClassVar[str] = ""
@@ -40,9 +56,44 @@ class Selector:
     #: True when the method wants the raw pooled activations (e.g. ``neuron-coverage``
     #: thresholds them) instead of the centred, L2-normalised features the pipeline gives others.
     wants_raw_features: ClassVar[bool] = False
+    #: True when the method implements ``_fit_distributed`` (set for each subclass).
+    distributed: ClassVar[bool] = False
 
     n_select: int
     random_state: int
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.distributed = cls._fit_distributed is not Selector._fit_distributed
+
+    def check_params(self, n_samples: int) -> dict[str, Any]:
+        """Check every parameter for a pool of ``n_samples`` rows; return what the kernel gets.
+
+        Raises a one-line :class:`~coreselect.errors.ConfigError` of the shape "The 'n_clusters'
+        parameter of LTD must be ... Got ... instead." Needs no features, so a bad parameter
+        fails before any is extracted.
+
+        Examples
+        --------
+        >>> from coreselect.selection import make_selector
+        >>> make_selector("ltd", n_select=40).check_params(1000)
+        {'random_state': 0, 'n_clusters': 5, 'split': 'proportional', 'niter': 20}
+        >>> make_selector("ltd", n_select=40, n_clusters="ten").check_params(1000)
+        Traceback (most recent call last):
+        ...
+        coreselect.errors.ConfigError: The 'n_clusters' parameter of LTD must be an int in [1, 40]. Got 'ten' instead.
+        """
+        owner, k = type(self).__name__, self.n_select
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
+            raise ConfigError(f"The 'n_select' parameter of {owner} must be an int. Got {k!r} instead.")
+        if not 0 < k <= n_samples:
+            raise ConfigError(f"The 'n_select' parameter of {owner} must be in [1, {n_samples}] "
+                              f"(the pool size). Got {k} instead.")
+        return {"random_state": check_seed(owner, self.random_state), **self._check_params()}
+
+    def _check_params(self) -> dict[str, Any]:
+        """The method's own parameters (all but ``n_select`` and ``random_state``), checked."""
+        return {}
 
     def fit(self, X: np.ndarray, y: np.ndarray | None = None) -> Selector:
         """Select ``n_select`` rows of ``X``; ``y`` is an optional per-row priority (higher
@@ -54,30 +105,66 @@ class Selector:
             raise ConfigError(f"{self.name}: features must be floating point, got {X.dtype}")
         X = np.ascontiguousarray(X, dtype=np.float32)
         n = X.shape[0]
-        k = self.n_select
-        if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
-            raise ConfigError(
-                f"The 'n_select' parameter of {type(self).__name__} must be an int. Got {k!r} instead."
-            )
-        if not 0 < k <= n:
-            raise ConfigError(
-                f"The 'n_select' parameter of {type(self).__name__} must be in [1, {n}] "
-                f"(the pool size). Got {k} instead."
-            )
+        params = self.check_params(n)
         if not np.isfinite(X).all():
             raise ConfigError(f"{self.name}: features contain NaN or infinity")
         if y is not None:
             y = np.asarray(y, dtype=np.float64)
             if y.shape != (n,):
                 raise ConfigError(f"{self.name}: priority must have shape ({n},), got {y.shape}")
-        idx = np.asarray(self._fit(X, y), dtype=np.int64)
+        self._set_indices(self._fit(X, y, **params))
+        return self
+
+    def fit_distributed(self, pool: FeatureActors) -> Selector:
+        """Select ``n_select`` rows of the features held by a pool of Ray actors.
+
+        Sets the same learned attributes as :meth:`fit` on the prepared features; see
+        :mod:`coreselect.distributed.ray_select` for how equal they are. Only methods with
+        :attr:`distributed` set run this way.
+        """
+        if not self.distributed:
+            raise ConfigError(f"method {self.name!r} does not run on Ray; use one of "
+                              f"{', '.join(available_methods(distributed=True))}")
+        params = self.check_params(pool.n_rows)
+        self._set_indices(self._fit_distributed(pool, **params))
+        return self
+
+    def _fit(self, X: np.ndarray, y: np.ndarray | None, **params: Any) -> np.ndarray:  # pragma: no cover
+        raise NotImplementedError
+
+    def _fit_distributed(self, pool: FeatureActors, **params: Any) -> np.ndarray:  # pragma: no cover
+        raise NotImplementedError
+
+    def _set_indices(self, idx: np.ndarray) -> None:
+        idx = np.asarray(idx, dtype=np.int64)
+        k = self.n_select
         if idx.shape != (k,) or len(np.unique(idx)) != k:
             raise AssertionError(f"{self.name} returned {idx.shape} indices, expected {k} unique")
         self.indices_ = idx
-        return self
 
-    def _fit(self, X: np.ndarray, y: np.ndarray | None) -> np.ndarray:  # pragma: no cover
-        raise NotImplementedError
+    # -- parameter checks for ``_check_params``, reading the attribute of the same name --------
+    def _int(self, name: str, low: int, high: int | None = None) -> int:
+        return check_int(type(self).__name__, name, getattr(self, name), low, high)
+
+    def _float(self, name: str, low: float, high: float) -> float:
+        return check_float(type(self).__name__, name, getattr(self, name), low, high)
+
+    def _choice(self, name: str, choices: tuple[str, ...]) -> str:
+        return check_choice(type(self).__name__, name, getattr(self, name), choices)
+
+    @classmethod
+    def param_names(cls) -> list[str]:
+        """The constructor's parameters, as :func:`make_selector` takes them.
+
+        Examples
+        --------
+        >>> from coreselect.selection import KCenterGreedy
+        >>> KCenterGreedy.param_names()
+        ['n_select', 'algorithm', 'project_dim', 'random_state']
+        """
+        sig = inspect.signature(cls.__init__)
+        return [p.name for p in list(sig.parameters.values())[1:]
+                if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
 
     def get_params(self) -> dict[str, Any]:
         """The constructor arguments, for manifests."""
@@ -97,10 +184,17 @@ def register(name: str):
     return deco
 
 
-def available_methods() -> list[str]:
-    """Names of all registered selection methods, sorted."""
+def available_methods(*, distributed: bool = False) -> list[str]:
+    """Names of all registered selection methods (with ``distributed``, those that run on Ray
+    actors), sorted.
+
+    Examples
+    --------
+    >>> available_methods(distributed=True)
+    ['kcenter', 'ltd']
+    """
     _load_builtin()
-    return sorted(_REGISTRY)
+    return sorted(n for n, cls in _REGISTRY.items() if cls.distributed or not distributed)
 
 
 def get_selector_class(name: str) -> type[Selector]:
@@ -117,11 +211,25 @@ def get_selector_class(name: str) -> type[Selector]:
 
 
 def make_selector(name: str, n_select: int, **params: Any) -> Selector:
-    """Build a selector by name, rejecting parameters it does not take."""
+    """Build a selector by name; a parameter it does not take is an error naming the closest.
+
+    Examples
+    --------
+    >>> make_selector("ltd", n_select=10, n_cluster=2)
+    Traceback (most recent call last):
+    ...
+    coreselect.errors.ConfigError: method 'ltd' has no parameter 'n_cluster'. Did you mean 'n_clusters'? Its parameters: n_select, n_clusters, split, niter, random_state
+    """
     cls = get_selector_class(name)
+    names = cls.param_names()
+    for key in params:
+        if key not in names:
+            close = difflib.get_close_matches(key, names, n=1, cutoff=0.6)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise ConfigError(f"method {name!r} has no parameter {key!r}.{hint} Its parameters: {', '.join(names)}")
     try:
         return cls(n_select=n_select, **params)
-    except TypeError as err:
+    except TypeError as err:  # pragma: no cover - every name was checked above
         raise ConfigError(f"method {name!r}: {err}") from None
 
 

@@ -20,11 +20,10 @@ from __future__ import annotations
 
 import heapq
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from coreselect.selection._params import check_int, check_seed
 from coreselect.selection.base import Selector, register
 
 if TYPE_CHECKING:
@@ -157,12 +156,12 @@ class FacilityLocation(Selector):
         self.n_neighbors = n_neighbors
         self.random_state = random_state
 
-    def _fit(self, X: np.ndarray, y: np.ndarray | None = None) -> np.ndarray:
-        owner = type(self).__name__
-        k = check_int(owner, "n_neighbors", self.n_neighbors, 1)
-        seed = check_seed(owner, self.random_state)
-        S = knn_similarity_graph(X, k)
-        idx, self.gains_ = facility_location_greedy(S, self.n_select, random_state=seed)
+    def _check_params(self) -> dict[str, Any]:
+        return {"n_neighbors": self._int("n_neighbors", 1)}
+
+    def _fit(self, X: np.ndarray, y: np.ndarray | None, *, n_neighbors: int, random_state: int) -> np.ndarray:
+        S = knn_similarity_graph(X, n_neighbors)
+        idx, self.gains_ = facility_location_greedy(S, self.n_select, random_state=random_state)
         log.info(
             "facility-location: %d picks, objective %.4g of %.4g (graph: %d entries)",
             self.n_select,

@@ -13,9 +13,14 @@ bytes of float32); see docs/performance.md for the measurements behind each choi
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
 
 from coreselect.selection.base import Selector, register
+
+if TYPE_CHECKING:
+    from coreselect.distributed.ray_select import FeatureActors
 
 ALGORITHMS = ("auto", "half", "dense", "torch", "pruned")
 #: ``auto`` uses ``half`` on a CPU from this many matrix entries (n·d) ...: below, the data sits
@@ -157,15 +162,22 @@ class KCenterGreedy(Selector):
         self.project_dim = project_dim
         self.random_state = random_state
 
-    def _fit(self, X: np.ndarray, y: np.ndarray | None = None) -> np.ndarray:
-        from coreselect.selection._params import check_choice, check_int, check_seed
+    def _check_params(self) -> dict[str, Any]:
+        return {"algorithm": self._choice("algorithm", ALGORITHMS),
+                "project_dim": None if self.project_dim is None else self._int("project_dim", 1)}
 
-        owner = type(self).__name__
-        check_choice(owner, "algorithm", self.algorithm, ALGORITHMS)
-        seed = check_seed(owner, self.random_state)
-        if self.project_dim is not None:
-            dim = check_int(owner, "project_dim", self.project_dim, 1)
-            if dim < X.shape[1]:  # projecting up would only add cost
-                X = random_projection(X, dim, seed)
-        idx, self.radii_ = kcenter_greedy(X, self.n_select, random_state=seed, algorithm=self.algorithm)
+    def _fit(self, X: np.ndarray, y: np.ndarray | None, *, algorithm: str, project_dim: int | None,
+             random_state: int) -> np.ndarray:
+        if project_dim is not None and project_dim < X.shape[1]:  # projecting up would only add cost
+            X = random_projection(X, project_dim, random_state)
+        idx, self.radii_ = kcenter_greedy(X, self.n_select, random_state=random_state, algorithm=algorithm)
+        return idx
+
+    def _fit_distributed(self, pool: FeatureActors, *, algorithm: str, project_dim: int | None,
+                         random_state: int) -> np.ndarray:
+        """The dense kernel on the actors, whatever ``algorithm`` says (:func:`.ray_select.kcenter_ray`)."""
+        from coreselect.distributed.ray_select import kcenter_ray
+
+        with pool.projected(project_dim, random_state):  # radii_ in the projection, as in _fit
+            idx, self.radii_ = kcenter_ray(pool, self.n_select, random_state=random_state)
         return idx

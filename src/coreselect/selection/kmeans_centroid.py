@@ -12,10 +12,10 @@ ordered by cluster size, largest first, so a prefix of the result covers the den
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import numpy as np
 
-from coreselect.selection._params import check_int, check_seed
 from coreselect.selection.base import Selector, register
 
 log = logging.getLogger(__name__)
@@ -173,12 +173,12 @@ class KMeansCentroid(Selector):
         self.niter = niter
         self.random_state = random_state
 
-    def _fit(self, X: np.ndarray, y: np.ndarray | None = None) -> np.ndarray:
-        owner = type(self).__name__
-        niter = check_int(owner, "niter", self.niter, 1)
-        seed = check_seed(owner, self.random_state)
+    def _check_params(self) -> dict[str, Any]:
+        return {"niter": self._int("niter", 1)}
+
+    def _fit(self, X: np.ndarray, y: np.ndarray | None, *, niter: int, random_state: int) -> np.ndarray:
         idx, self.pick_clusters_, self.cluster_centers_, self.labels_ = kmeans_centroid_selection(
-            X, self.n_select, niter=niter, random_state=seed
+            X, self.n_select, niter=niter, random_state=random_state
         )
         self.cluster_sizes_ = np.bincount(self.labels_, minlength=self.n_select)
         log.info(

@@ -20,13 +20,16 @@ picks per cluster, where k-center greedy is back to chasing outliers.
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from coreselect.selection._params import check_choice, check_int, check_seed
 from coreselect.selection.base import Selector, register
 from coreselect.selection.kcenter import kcenter_greedy
 from coreselect.selection.kmeans_centroid import faiss_kmeans
+
+if TYPE_CHECKING:
+    from coreselect.distributed.ray_select import FeatureActors
 
 log = logging.getLogger(__name__)
 
@@ -197,24 +200,23 @@ class LTD(Selector):
         self.niter = niter
         self.random_state = random_state
 
-    def _fit(self, X: np.ndarray, y: np.ndarray | None = None) -> np.ndarray:
-        owner = type(self).__name__
-        if self.n_clusters is None:
-            k = default_n_clusters(self.n_select)
-        else:
-            k = check_int(owner, "n_clusters", self.n_clusters, 1, self.n_select)
-        split = check_choice(owner, "split", self.split, SPLITS)
-        niter = check_int(owner, "niter", self.niter, 1)
-        seed = check_seed(owner, self.random_state)
-        idx, self.labels_, self.quotas_, self.cluster_centers_ = ltd_selection(
-            X, self.n_select, n_clusters=k, split=split, niter=niter, random_state=seed
-        )
-        self.cluster_sizes_ = np.bincount(self.labels_, minlength=k)
-        log.info(
-            "ltd: %d picks over %d clusters (%s split, %d clusters with picks)",
-            self.n_select,
-            k,
-            split,
-            int((self.quotas_ > 0).sum()),
-        )
+    def _check_params(self) -> dict[str, Any]:
+        return {"n_clusters": (default_n_clusters(self.n_select) if self.n_clusters is None
+                               else self._int("n_clusters", 1, self.n_select)),
+                "split": self._choice("split", SPLITS), "niter": self._int("niter", 1)}
+
+    def _fit(self, X: np.ndarray, y: np.ndarray | None, **params: Any) -> np.ndarray:
+        return self._fitted(ltd_selection(X, self.n_select, **params), params)
+
+    def _fit_distributed(self, pool: FeatureActors, **params: Any) -> np.ndarray:
+        """The same steps on the actors (:func:`.ray_select.ltd_ray`)."""
+        from coreselect.distributed.ray_select import ltd_ray
+
+        return self._fitted(ltd_ray(pool, self.n_select, **params), params)
+
+    def _fitted(self, result: tuple[np.ndarray, ...], params: dict[str, Any]) -> np.ndarray:
+        idx, self.labels_, self.quotas_, self.cluster_centers_ = result
+        self.cluster_sizes_ = np.bincount(self.labels_, minlength=params["n_clusters"])
+        log.info("ltd: %d picks over %d clusters (%s split, %d clusters with picks)", self.n_select,
+                 params["n_clusters"], params["split"], int((self.quotas_ > 0).sum()))
         return idx

@@ -23,11 +23,10 @@ the centred, L2-normalised features other methods get.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from coreselect.selection._params import check_choice, check_float, check_int, check_seed
 from coreselect.selection.base import Selector, register
 
 if TYPE_CHECKING:
@@ -230,17 +229,16 @@ class NeuronCoverage(Selector):
         self.weighting = weighting
         self.random_state = random_state
 
-    def _fit(self, X: np.ndarray, y: np.ndarray | None = None) -> np.ndarray:
-        owner = type(self).__name__
-        mode = check_choice(owner, "mode", self.mode, MODES)
-        top_k = check_int(owner, "top_k", self.top_k, 1)
-        quantile = check_float(owner, "quantile", self.quantile, 0.0, 1.0)
-        weighting = check_choice(owner, "weighting", self.weighting, WEIGHTINGS)
-        seed = check_seed(owner, self.random_state)
+    def _check_params(self) -> dict[str, Any]:
+        return {"mode": self._choice("mode", MODES), "top_k": self._int("top_k", 1),
+                "quantile": self._float("quantile", 0.0, 1.0), "weighting": self._choice("weighting", WEIGHTINGS)}
+
+    def _fit(self, X: np.ndarray, y: np.ndarray | None, *, mode: str, top_k: int, quantile: float,
+             weighting: str, random_state: int) -> np.ndarray:
         A = activation_states(X, mode=mode, top_k=top_k, quantile=quantile)
         self.weights_ = state_weights(A, weighting)
         idx, self.gains_, self.rounds_ = max_coverage_greedy(
-            A, self.weights_, self.n_select, random_state=seed
+            A, self.weights_, self.n_select, random_state=random_state
         )
         log.info(
             "neuron-coverage: %d picks over %d rounds; %d of %d neurons ever active",

@@ -10,7 +10,6 @@ import logging
 
 import numpy as np
 
-from coreselect.selection._params import check_seed
 from coreselect.selection.base import Selector, register
 
 log = logging.getLogger(__name__)
@@ -65,7 +64,6 @@ class RandomSelection(Selector):
         self.n_select = n_select
         self.random_state = random_state
 
-    def _fit(self, X: np.ndarray, y: np.ndarray | None = None) -> np.ndarray:
-        seed = check_seed(type(self).__name__, self.random_state)
-        log.debug("random: %d of %d (seed %d)", self.n_select, X.shape[0], seed)
-        return random_selection(X.shape[0], self.n_select, random_state=seed)
+    def _fit(self, X: np.ndarray, y: np.ndarray | None, *, random_state: int) -> np.ndarray:
+        log.debug("random: %d of %d (seed %d)", self.n_select, X.shape[0], random_state)
+        return random_selection(X.shape[0], self.n_select, random_state=random_state)

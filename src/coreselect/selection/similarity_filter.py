@@ -17,10 +17,10 @@ and only comparisons inside the block run one by one, so memory is O(block * n_s
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import numpy as np
 
-from coreselect.selection._params import check_float, check_seed
 from coreselect.selection.base import Selector, register
 
 log = logging.getLogger(__name__)
@@ -142,10 +142,10 @@ class SimilarityFilter(Selector):
         self.threshold = threshold
         self.random_state = random_state
 
-    def _fit(self, X: np.ndarray, y: np.ndarray | None = None) -> np.ndarray:
-        owner = type(self).__name__
-        threshold = check_float(owner, "threshold", self.threshold, -1.0, 1.0)
-        check_seed(owner, self.random_state)
+    def _check_params(self) -> dict[str, Any]:
+        return {"threshold": self._float("threshold", -1.0, 1.0)}
+
+    def _fit(self, X: np.ndarray, y: np.ndarray | None, *, threshold: float, random_state: int) -> np.ndarray:
         idx, self.max_similarity_, self.n_first_pass_ = similarity_filter(
             X, self.n_select, threshold=threshold, priority=y
         )

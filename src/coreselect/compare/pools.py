@@ -1,0 +1,248 @@
+"""Seeded pool builders for the evidence presets: pools where selection *can* matter.
+
+A held-out slice of a clean pool's own distribution rewards matching that distribution, which a
+random pick does by construction. Published wins come from two other regimes, built here from
+files anyone has:
+
+``task_mixture``
+    LTD's regime: a multi-task pool skewed over prompt templates (Zipf-like: a few head
+    templates hold most records, the tail a few each), a *balanced* held-out set (the same number
+    of records per template, disjoint from the pool by normalised text) and a held-out set of
+    templates absent from the pool. Records keep their ``task``/``template`` labels and gain a
+    ``group`` label (``task/template``) and, for templates whose answers come from a small set,
+    ``choices`` (every distinct answer of that template in the source) for rank-classification
+    accuracy. Labels are for measuring; no selector reads them.
+``noisy_alpaca``
+    The positive control: a pool where a stated share of responses is swapped to another
+    record's (a derangement: none keeps its own) and a stated share of near-duplicates is
+    injected; each record's ``corruption`` label says which (``""`` for a clean record), and the
+    held-out set is clean.
+
+Each builder writes ``pool.jsonl``, ``eval-*.jsonl`` and ``build.json`` (parameters, source
+fingerprint, counts) into a folder and returns the paths; the same arguments give byte-identical
+files.
+
+Examples
+--------
+>>> from coreselect.compare.pools import zipf_sizes
+>>> zipf_sizes(5, head=100, alpha=1.0, floor=2)
+[100, 50, 33, 25, 20]
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import random
+import re
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from coreselect.data import Dataset, load_dataset
+from coreselect.errors import ConfigError, DataError
+from coreselect.output import atomic_write_bytes, check_not_input
+
+log = logging.getLogger(__name__)
+
+#: T0 outputs end with GPT-2's end-of-text marker; it is not part of the answer.
+_EOT = re.compile(r"(<\|endoftext\|>)+\s*$")
+
+
+def zipf_sizes(n_groups: int, *, head: int, alpha: float, floor: int) -> list[int]:
+    """Records per group by rank: ``max(floor, round(head / rank**alpha))``."""
+    return [max(floor, round(head / (r ** alpha))) for r in range(1, n_groups + 1)]
+
+
+def normalised_text(record: dict[str, Any]) -> str:
+    """Prompt and response folded for duplicate detection (case, whitespace, end-of-text marker)."""
+    parts = [str(record.get(k, "")) for k in ("instruction", "input", "output")]
+    parts[2] = _EOT.sub("", parts[2])
+    return " ".join("\x1f".join(parts).lower().split())
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha1(text.encode()).hexdigest()
+
+
+def _write(out_dir: Path, name: str, records: Sequence[dict[str, Any]], inputs: Sequence[Path]) -> Path:
+    path = out_dir / name
+    check_not_input(path, inputs)
+    atomic_write_bytes(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records).encode())
+    return path
+
+
+def _source(path: str | Path, columns: Sequence[str]) -> tuple[Dataset, list[dict[str, Any]]]:
+    ds = load_dataset(path)
+    if ds.format != "alpaca":
+        raise DataError(str(path), f"expected Alpaca-style records (instruction/input/output), got {ds.format}")
+    records = [dict(e.record) for e in ds.examples]
+    for e, r in zip(ds.examples, records):
+        for c in columns:
+            if not isinstance(r.get(c), str):
+                raise DataError(str(path), "missing (needed to build this pool)", line=e.line, field=c)
+    return ds, records
+
+
+def task_mixture(source: str | Path, out_dir: str | Path, *, seed: int = 0, head: int = 200, alpha: float = 1.0,
+                 floor: int = 2, eval_per_group: int = 4, unseen_share: float = 0.1,
+                 max_choices: int = 10) -> dict[str, Any]:
+    """Build a template-skewed pool, a balanced held-out set and an unseen-templates set.
+
+    Parameters
+    ----------
+    source : a file of records with ``task`` and ``template`` (e.g. ``t0_tasks_dev.jsonl.gz``).
+    out_dir : folder for ``pool.jsonl``, ``eval-seen.jsonl``, ``eval-unseen.jsonl``, ``build.json``.
+    seed : shuffles template ranks, the unseen templates and the records drawn.
+    head, alpha, floor : the pool holds ``max(floor, round(head / rank**alpha))`` records of the
+        template at each rank (capped by what is left after the held-out records).
+    eval_per_group : held-out records per template (seen and unseen sets alike).
+    unseen_share : share of templates kept out of the pool (taken only from tasks with two or
+        more templates, so that every task stays in the pool).
+    max_choices : templates with at most this many distinct answers get ``choices``.
+    """
+    if not 0 <= unseen_share < 1:
+        raise ConfigError(f"--unseen-share must be in [0, 1), got {unseen_share}")
+    for name, v in (("head", head), ("floor", floor), ("eval-per-group", eval_per_group)):
+        if v < 1:
+            raise ConfigError(f"--{name} must be at least 1, got {v}")
+    src = Path(source)
+    out = Path(out_dir)
+    ds, records = _source(src, ("task", "template"))
+    rng = random.Random(seed)
+    by_group: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    seen_text: set[str] = set()
+    dropped_dupes = 0
+    for r in records:
+        r["output"] = _EOT.sub("", r["output"])
+        h = _digest(normalised_text(r))
+        if h in seen_text:  # T0 repeats records across templates: keep the first only
+            dropped_dupes += 1
+            continue
+        seen_text.add(h)
+        r["group"] = f"{r['task']}/{r['template']}"
+        by_group[r["group"]].append(r)
+    answers = {g: sorted({r["output"] for r in rs}) for g, rs in by_group.items()}
+    groups = sorted(by_group)
+    rng.shuffle(groups)
+    tasks: dict[str, list[str]] = defaultdict(list)
+    for g in groups:
+        tasks[by_group[g][0]["task"]].append(g)
+    n_unseen = round(unseen_share * len(groups))
+    unseen: list[str] = []
+    for g in groups:  # in shuffled order: one template from each multi-template task in turn
+        if len(unseen) >= n_unseen:
+            break
+        t = tasks[by_group[g][0]["task"]]
+        if len(t) > 1:
+            t.remove(g)
+            unseen.append(g)
+    seen = [g for g in groups if g not in set(unseen)]
+    sizes = zipf_sizes(len(seen), head=head, alpha=alpha, floor=floor)
+    pool: list[dict[str, Any]] = []
+    held: list[dict[str, Any]] = []
+    held_unseen: list[dict[str, Any]] = []
+    for g in groups:
+        rs = by_group[g][:]
+        rng.shuffle(rs)
+        if len(answers[g]) <= max_choices:
+            for r in rs:
+                r["choices"] = answers[g]
+        ev, rest = rs[:eval_per_group], rs[eval_per_group:]
+        if g in unseen:
+            held_unseen += ev
+        else:
+            held += ev
+            pool += rest[: sizes[seen.index(g)]]
+    rng.shuffle(pool)
+    inputs = [src]
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"pool": _write(out, "pool.jsonl", pool, inputs),
+             "eval-seen": _write(out, "eval-seen.jsonl", held, inputs),
+             "eval-unseen": _write(out, "eval-unseen.jsonl", held_unseen, inputs)}
+    counts = defaultdict(int)
+    for r in pool:
+        counts[r["group"]] += 1
+    info = {
+        "builder": "task-mixture", "source": str(src), "source_fingerprint": ds.fingerprint,
+        "params": {"seed": seed, "head": head, "alpha": alpha, "floor": floor, "eval_per_group": eval_per_group,
+                   "unseen_share": unseen_share, "max_choices": max_choices},
+        "counts": {"pool": len(pool), "eval-seen": len(held), "eval-unseen": len(held_unseen),
+                   "groups_in_pool": len(counts), "groups_unseen": len(unseen),
+                   "tasks_in_pool": len({r["task"] for r in pool}), "duplicates_dropped": dropped_dupes,
+                   "groups_with_choices": sum(len(answers[g]) <= max_choices for g in groups)},
+        "pool_per_group": dict(sorted(counts.items(), key=lambda kv: -kv[1])),
+        "unseen_groups": sorted(unseen),
+    }
+    atomic_write_bytes(out / "build.json", (json.dumps(info, indent=2) + "\n").encode())
+    log.info("task mixture: pool %d records over %d templates (head %d, tail %d), held out %d seen + %d unseen",
+             len(pool), len(counts), max(counts.values()), min(counts.values()), len(held), len(held_unseen))
+    return {"paths": {k: str(v) for k, v in paths.items()}, **info}
+
+
+def _near_duplicate(r: dict[str, Any], rng: random.Random) -> dict[str, Any]:
+    """A near-copy of ``r``: the same pair with case and punctuation touched, a word dropped."""
+    words = r["output"].split()
+    if len(words) > 3:
+        del words[rng.randrange(1, len(words))]
+    instr = r["instruction"]
+    instr = instr[:1].lower() + instr[1:] if instr[:1].isupper() else instr[:1].upper() + instr[1:]
+    return {**r, "instruction": instr.rstrip(".?!") + ("" if instr.endswith((".", "?", "!")) else "."),
+            "output": " ".join(words)}
+
+
+def noisy_alpaca(source: str | Path, out_dir: str | Path, *, seed: int = 0, offset: int = 0, pool_size: int = 1000,
+                 swap_share: float = 0.2, duplicate_share: float = 0.1, eval_size: int = 300) -> dict[str, Any]:
+    """Build a pool with swapped responses and near-duplicates, and a clean held-out set.
+
+    The pool holds ``pool_size`` records: ``duplicate_share`` of them are near-copies of clean
+    pool records (labelled ``near-duplicate``), the rest are records ``[offset, ...)`` of
+    ``source``, of which ``swap_share`` of the pool get another record's response (labelled
+    ``swapped``). The held-out set is the next ``eval_size`` records, untouched.
+    """
+    for name, v in (("swap-share", swap_share), ("duplicate-share", duplicate_share)):
+        if not 0 <= v < 1:
+            raise ConfigError(f"--{name} must be in [0, 1), got {v}")
+    if swap_share + duplicate_share >= 1:
+        raise ConfigError("--swap-share + --duplicate-share must stay below 1")
+    src, out = Path(source), Path(out_dir)
+    ds, records = _source(src, ())
+    n_dup = round(duplicate_share * pool_size)
+    n_orig = pool_size - n_dup
+    if offset + n_orig + eval_size > len(records):
+        raise ConfigError(f"{src}: {len(records)} records, the pool and held-out set need "
+                          f"{offset + n_orig + eval_size} from offset {offset}")
+    rng = random.Random(seed)
+    base = [{**r, "corruption": ""} for r in records[offset: offset + n_orig]]
+    held = records[offset + n_orig: offset + n_orig + eval_size]
+    n_swap = round(swap_share * pool_size)
+    swapped = sorted(rng.sample(range(n_orig), n_swap)) if n_swap >= 2 else []
+    perm = swapped[:]
+    while swapped and any(a == b for a, b in zip(swapped, perm)):  # a derangement
+        rng.shuffle(perm)
+    outputs = [base[j]["output"] for j in perm]
+    for i, o in zip(swapped, outputs):
+        base[i] = {**base[i], "output": o, "corruption": "swapped"}
+    clean = [i for i in range(n_orig) if not base[i]["corruption"]]
+    dups = [{**_near_duplicate(base[i], rng), "corruption": "near-duplicate"} for i in rng.sample(clean, n_dup)]
+    pool = base + dups
+    rng.shuffle(pool)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"pool": _write(out, "pool.jsonl", pool, [src]), "eval-clean": _write(out, "eval-clean.jsonl", held, [src])}
+    info = {
+        "builder": "noisy-alpaca", "source": str(src), "source_fingerprint": ds.fingerprint,
+        "params": {"seed": seed, "offset": offset, "pool_size": pool_size, "swap_share": swap_share,
+                   "duplicate_share": duplicate_share, "eval_size": eval_size},
+        "counts": {"pool": len(pool), "swapped": len(swapped), "near-duplicate": n_dup, "eval-clean": len(held)},
+    }
+    atomic_write_bytes(out / "build.json", (json.dumps(info, indent=2) + "\n").encode())
+    log.info("noisy alpaca: pool %d records (%d swapped, %d near-duplicates), %d clean held out",
+             len(pool), len(swapped), n_dup, len(held))
+    return {"paths": {k: str(v) for k, v in paths.items()}, **info}
+
+
+BUILDERS = {"task-mixture": task_mixture, "noisy-alpaca": noisy_alpaca}
+
+__all__ = ["BUILDERS", "noisy_alpaca", "normalised_text", "task_mixture", "zipf_sizes"]

@@ -1,0 +1,89 @@
+"""The seeded pool builders: skew, balance, disjointness, labels, corruption, determinism."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from coreselect.cli.main import main
+from coreselect.compare.pools import noisy_alpaca, normalised_text, task_mixture
+
+
+def _read(path: str | Path) -> list[dict]:
+    return [json.loads(line) for line in Path(path).read_text().splitlines()]
+
+
+@pytest.fixture()
+def t0_like(tmp_path: Path) -> Path:
+    """12 templates over 4 tasks, 30 records each; template t0 of task A repeats a record of t1."""
+    recs = []
+    for t in range(12):
+        task = "ABCD"[t % 4]
+        for i in range(30):
+            answer = ["yes", "no"][i % 2] if t % 3 == 0 else f"answer {t}-{i}"
+            recs.append({"instruction": f"Template {t} asks question {i}.", "input": "",
+                         "output": answer + "<|endoftext|>", "task": task, "template": f"tpl{t}"})
+    recs.append(dict(recs[30], template="tpl0", task="A"))  # an exact repeat across templates
+    p = tmp_path / "t0.jsonl"
+    p.write_text("".join(json.dumps(r) + "\n" for r in recs))
+    return p
+
+
+def test_task_mixture_is_skewed_balanced_disjoint_and_labelled(t0_like, tmp_path):
+    info = task_mixture(t0_like, tmp_path / "out", seed=3, head=20, alpha=1.0, floor=2, eval_per_group=3,
+                        unseen_share=0.25)
+    pool, seen, unseen = (_read(info["paths"][k]) for k in ("pool", "eval-seen", "eval-unseen"))
+    sizes = sorted(Counter(r["group"] for r in pool).values(), reverse=True)
+    assert sizes[0] == 20 and sizes[-1] == 2 and len(sizes) == 9  # 12 templates, 3 unseen
+    assert set(Counter(r["group"] for r in seen).values()) == {3}  # balanced
+    assert {r["group"] for r in unseen}.isdisjoint({r["group"] for r in pool})
+    assert {r["task"] for r in pool} == set("ABCD")  # unseen templates never take a task away
+    texts = {normalised_text(r) for r in pool}
+    assert not texts & {normalised_text(r) for r in seen + unseen}
+    assert info["counts"]["duplicates_dropped"] == 1
+    assert not any(r["output"].endswith("<|endoftext|>") for r in pool + seen + unseen)
+    yes_no = [r for r in seen if r["template"] in ("tpl0", "tpl3", "tpl6", "tpl9")]
+    assert yes_no and all(r["choices"] == ["no", "yes"] for r in yes_no)
+    assert all("choices" not in r for r in pool + seen if r["template"] == "tpl1")
+
+
+def test_builders_are_deterministic(t0_like, tmp_path):
+    a = task_mixture(t0_like, tmp_path / "a", seed=1, head=10)
+    b = task_mixture(t0_like, tmp_path / "b", seed=1, head=10)
+    c = task_mixture(t0_like, tmp_path / "c", seed=2, head=10)
+    read = lambda info: Path(info["paths"]["pool"]).read_bytes()  # noqa: E731
+    assert read(a) == read(b) != read(c)
+
+
+def test_noisy_alpaca_swaps_and_duplicates_what_it_says(tmp_path):
+    src = tmp_path / "alpaca.jsonl"
+    src.write_text("".join(json.dumps({"instruction": f"Question number {i}?", "input": "",
+                                       "output": f"The answer is number {i} indeed."}) + "\n" for i in range(200)))
+    info = noisy_alpaca(src, tmp_path / "out", seed=0, offset=10, pool_size=100, swap_share=0.2,
+                        duplicate_share=0.1, eval_size=30)
+    pool, held = _read(info["paths"]["pool"]), _read(info["paths"]["eval-clean"])
+    kinds = Counter(r["corruption"] for r in pool)
+    assert kinds == {"": 70, "swapped": 20, "near-duplicate": 10}
+    for r in pool:
+        n_instr = r["instruction"].split()[-1].strip("?.").lower()
+        n_out = r["output"].split()[4] if len(r["output"].split()) > 4 else None
+        if r["corruption"] == "swapped":
+            assert n_out != n_instr  # a derangement: nobody keeps its own response
+        elif r["corruption"] == "":
+            assert n_out == n_instr
+    assert [r["instruction"] for r in held] == [f"Question number {i}?" for i in range(100, 130)]
+
+
+def test_cli_pool_and_bad_options(t0_like, tmp_path, capsys):
+    assert main(["-q", "pool", "task-mixture", str(t0_like), "-o", str(tmp_path / "p"), "--head", "8"]) == 0
+    assert "pool" in capsys.readouterr().out
+    assert main(["pool", "task-mixture", str(t0_like), "-o", str(tmp_path / "q"), "--unseen-share", "1.5"]) == 2
+    assert "--unseen-share must be in [0, 1)" in capsys.readouterr().err
+    own = t0_like.with_name("pool.jsonl")  # the builder would write its pool over its source
+    t0_like.rename(own)
+    before = own.read_bytes()
+    assert main(["pool", "task-mixture", str(own), "-o", str(own.parent)]) == 2
+    assert "is the input" in capsys.readouterr().err and own.read_bytes() == before
