@@ -57,7 +57,7 @@ def test_compare_runs_writes_results_and_resumes(tiny_model: Path, records, tmp_
     # A rerun skips every finished stage ...
     markers = {p: p.stat().st_mtime_ns for p in (out / "arms").glob("*/*.json")}
     caplog.clear()
-    with caplog.at_level("INFO", logger="coreselect.compare.run"):
+    with caplog.at_level("INFO", logger="coreselect.compare"):
         rows2 = run_experiment(load_config(cfg_path), out, progress=False)
     assert {p: p.stat().st_mtime_ns for p in markers} == markers
     assert sum("(cached)" in r.getMessage() for r in caplog.records) == 6
@@ -66,7 +66,7 @@ def test_compare_runs_writes_results_and_resumes(tiny_model: Path, records, tmp_
     # ... and a stage whose marker is gone (an interrupted run) is redone, the others kept.
     (out / "arms" / "full-s0" / "eval.json").unlink()
     caplog.clear()
-    with caplog.at_level("INFO", logger="coreselect.compare.run"):
+    with caplog.at_level("INFO", logger="coreselect.compare"):
         run_experiment(load_config(cfg_path), out, progress=False)
     assert sum("(cached)" in r.getMessage() for r in caplog.records) == 5
     assert (out / "arms" / "full-s0" / "eval.json").is_file()
@@ -147,8 +147,9 @@ def test_task_metrics_and_seed_summary() -> None:
             for s, loss in enumerate([1.0, 2.0, 3.0])]
     md = results_markdown(rows, ["held"])
     assert "| mmlu_local:acc |" in md.splitlines()[0] + " |"
-    assert "| random | 0.2000 | 3 | 2.0000 | 1.0000 | 1.0000 | 3.0000 | 101 |" in md
-    assert "Over seeds" not in results_markdown(rows[:1], ["held"])
+    # mean and t-interval over 3 seeds: 2 ± 4.303 * 1 / sqrt(3)
+    assert "| random | 20% | 3 | 6 | 101 | 2.0000 [-0.4841, 4.4841] |" in md
+    assert "| random | 20% | 1 | 6 | 100 | 1.0000 |" in results_markdown(rows[:1], ["held"])
 
 
 def test_compare_with_lm_eval_tasks(tiny_model: Path, records, tmp_path: Path) -> None:
@@ -167,4 +168,53 @@ def test_compare_with_lm_eval_tasks(tiny_model: Path, records, tmp_path: Path) -
     assert all(0.0 <= r["mmlu_local:acc"] <= 1.0 for r in rows)
     header = (tmp_path / "run" / "results.csv").read_text().splitlines()[0]
     assert header.endswith(",mmlu_local:acc")
-    assert "Over seeds" in (tmp_path / "run" / "results.md").read_text()
+    assert "mean [95% CI] over seeds" in (tmp_path / "run" / "results.md").read_text()
+
+
+def _t0_like(path: Path) -> Path:
+    """8 templates over 4 tasks (20 records each); half of them answer yes/no."""
+    recs = []
+    for t in range(8):
+        for i in range(20):
+            answer = ["yes", "no"][i % 2] if t % 2 == 0 else f"answer {t}-{i}"
+            recs.append({"instruction": f"Template {t} asks question {i}.", "input": "", "output": answer,
+                         "task": "ABCD"[t % 4], "template": f"tpl{t}"})
+    return _write(path, recs)
+
+
+def test_compare_task_mixture_preset_shape(tiny_model: Path, tmp_path: Path) -> None:
+    """build: -> labelled pool; per-method selector options; oracle baseline; grouped + rank
+    evaluation; pre-check; paired verdicts with intervals and a power estimate."""
+    import yaml
+
+    src = _t0_like(tmp_path / "t0.jsonl")
+    cfg = {
+        "build": {"kind": "task-mixture", "source": str(src), "head": 12, "floor": 2, "eval_per_group": 2,
+                  "unseen_share": 0.25},
+        "pool": "build:pool",
+        "eval": [{"name": "seen", "path": "build:eval-seen"}, {"name": "unseen", "path": "build:eval-unseen"}],
+        "selector": {"model": str(tiny_model), "layers": [-1], "max_length": 64},
+        "trainee": {"model": str(tiny_model), "max_steps": 2, "batch_size": 4, "max_length": 64, "precision": "fp32"},
+        "methods": [{"name": "kcenter", "label": "kcenter-last", "selector": {"pooling": "last", "span": "prompt"}}],
+        "budgets": [6], "seeds": [0, 1], "baselines": ["random", "balanced:group"], "labels": ["group", "task"],
+        "evaluation": {"max_length": 64, "batch_size": 8, "base": False, "group_by": "group",
+                       "rank_choices": "choices"},
+    }
+    p = tmp_path / "mix.yaml"
+    p.write_text(yaml.safe_dump(cfg))
+    rows = run_experiment(load_config(p), tmp_path / "run", progress=False)
+    assert [r["label"] for r in rows] == ["kcenter-last", "random", "balanced-group (oracle)"] * 2
+    picked = json.loads((tmp_path / "run" / "arms" / "balanced-group-n6-s0" / "select.json").read_text())
+    assert picked["precheck"]["group"]["coverage"] == 1.0  # 6 picks over the 6 pool templates: one each
+    for r in rows:
+        assert r["worst:seen"] >= r["macro:seen"] > 0 and 0 <= r["acc:seen"] <= 1
+        assert 0 < r["random_cover:group"] < 1 and "macro:unseen" in r
+    man = json.loads(next((tmp_path / "run" / "arms" / "kcenter-last-n6-s0").glob("train.jsonl.manifest.json"))
+                     .read_text())
+    assert man["features"]["config"]["pooling"] == "last" and man["features"]["config"]["span"] == "prompt"
+    md = (tmp_path / "run" / "results.md").read_text()
+    verdicts = [line for line in md.splitlines() if line.startswith("- **kcenter-last** (n=6)") and "random" in line]
+    assert len(verdicts) == 4  # 2 held-out sets x (macro loss, rank accuracy)
+    assert all("95% CI" in v and "seeds" in v for v in verdicts)
+    assert "Pre-check vs trained macro loss on seen" in md
+    assert "balanced-group (oracle)" in md

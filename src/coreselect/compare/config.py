@@ -32,6 +32,11 @@ from coreselect.finetune.config import EvalConfig, TrainConfig
 from coreselect.job import DEFAULT_METHOD, SelectJob
 from coreselect.options import as_mapping, check_keys, from_mapping
 
+#: ``pool``/``eval`` paths that name a file of the ``build:`` section
+BUILD_PREFIX = "build:"
+#: the files each pool builder writes (``<name>.jsonl``)
+BUILT_FILES = {"task-mixture": ("pool", "eval-seen", "eval-unseen"), "noisy-alpaca": ("pool", "eval-clean")}
+
 #: The ``selector:`` keys: the selector model, the feature options and the normalisation, as
 #: ``coreselect select`` has them (``--model``, ``--features``, ``--layers``, ..., ``--normalize``).
 SELECTOR_FIELDS = ("model", "features", "normalize")
@@ -49,7 +54,22 @@ class DataSlice:
 
 @dataclass(frozen=True)
 class MethodSpec:
+    """One selection method of the comparison; ``selector`` overrides the shared ``selector:``
+    options for this method alone (e.g. other pooling), ``label`` names its arms."""
+
     name: str
+    params: dict[str, Any] = field(default_factory=dict)
+    selector: dict[str, Any] = field(default_factory=dict)
+    label: str = ""
+
+
+@dataclass(frozen=True)
+class BuildSpec:
+    """A pool to build first with :mod:`coreselect.compare.pools` (``coreselect pool``); the
+    ``pool``/``eval`` paths ``build:<name>`` then name its files (``build:pool``, ``build:eval-seen``)."""
+
+    kind: str
+    source: str
     params: dict[str, Any] = field(default_factory=dict)
 
 
@@ -71,6 +91,18 @@ class ExperimentConfig:
     baselines: list[str] = field(default_factory=lambda: ["random", "full"])
     evaluation: EvalConfig = field(default_factory=EvalConfig)
     source: str = ""
+    build: BuildSpec | None = None
+    #: label columns each pick is scored on before any training (coverage; the share of flagged
+    #: records for a column like ``corruption``); never given to a selector
+    labels: list[str] = field(default_factory=list)
+
+    def selector_for(self, method: MethodSpec) -> SelectJob:
+        """The select job of ``method``'s arms: the shared ``selector:`` with its overrides."""
+        if not method.selector:
+            return self.selector
+        merged = {**selector_mapping(self.selector), **method.selector}
+        return from_mapping(SelectJob, merged, f"methods[{method.label or method.name}].selector",
+                            only=SELECTOR_FIELDS)
 
 
 def selector_json(job: SelectJob) -> dict[str, Any]:
@@ -92,6 +124,14 @@ def selector_json(job: SelectJob) -> dict[str, Any]:
     return d
 
 
+def selector_mapping(job: SelectJob) -> dict[str, Any]:
+    """The ``selector:`` keys of ``job`` (every feature option), for merging per-method overrides."""
+    f = job.features
+    return {"model": job.model, "features": f.kind, "layers": list(f.layers), "pooling": f.pooling, "span": f.span,
+            "max_length": f.max_length, "with_hidden": f.with_hidden, "drop_default_system": f.drop_default_system,
+            "normalize": job.normalize}
+
+
 def _int(where: str, value: Any, *, minimum: int = 0, allow_none: bool = False) -> int | None:
     if value is None and allow_none:
         return None
@@ -100,16 +140,26 @@ def _int(where: str, value: Any, *, minimum: int = 0, allow_none: bool = False) 
     return value
 
 
-def _slice(where: str, value: Any, base: Path, default_name: str) -> DataSlice:
+def _path(value: str, base: Path) -> str:
+    p = Path(value).expanduser()
+    return str((p if p.is_absolute() else (base / p)).resolve())
+
+
+def _slice(where: str, value: Any, base: Path, default_name: str, built: tuple[str, ...] = ()) -> DataSlice:
     if isinstance(value, str):
         value = {"path": value}
     d = as_mapping(where, value)
     check_keys(where, d, ["path", "offset", "limit", "name"])
     if not isinstance(d.get("path"), str):
         raise ConfigError(f"{where}: 'path' (a data file) is required")
-    p = Path(d["path"]).expanduser()
-    p = p if p.is_absolute() else (base / p)
-    return DataSlice(str(p.resolve()), _int(f"{where}.offset", d.get("offset", 0)),
+    path = d["path"]
+    if path.startswith(BUILD_PREFIX):
+        if path[len(BUILD_PREFIX):] not in built:
+            raise ConfigError(f"{where}.path: {path!r} names no file of the 'build:' section "
+                              f"(it writes {', '.join(BUILD_PREFIX + b for b in built) or 'nothing: add one'})")
+    else:
+        path = _path(path, base)
+    return DataSlice(path, _int(f"{where}.offset", d.get("offset", 0)),
                      _int(f"{where}.limit", d.get("limit"), minimum=1, allow_none=True),
                      str(d.get("name") or default_name))
 
@@ -123,28 +173,67 @@ def _methods(value: Any) -> list[MethodSpec]:
         if isinstance(m, str):
             m = {"name": m}
         m = as_mapping(f"methods[{i}]", m)
-        check_keys(f"methods[{i}]", m, ["name", "params"])
+        check_keys(f"methods[{i}]", m, ["name", "params", "selector", "label"])
         name = str(m.get("name"))
         if name not in known:
             close = difflib.get_close_matches(name, known, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise ConfigError(f"methods: unknown selection method {name!r}{hint}")
-        methods.append(MethodSpec(name, dict(as_mapping(f"methods[{i}].params", m.get("params")))))
+        overrides = dict(as_mapping(f"methods[{i}].selector", m.get("selector")))
+        check_keys(f"methods[{i}].selector", overrides, [k for k in selector_mapping(SelectJob())])
+        label = str(m.get("label") or "")
+        if overrides and not label:
+            raise ConfigError(f"methods[{i}]: a method with its own 'selector' options needs a 'label' for its arms")
+        methods.append(MethodSpec(name, dict(as_mapping(f"methods[{i}].params", m.get("params"))), overrides, label))
+    labels = [m.label or m.name + str(sorted(m.params.items())) for m in methods]
+    if len(set(labels)) != len(labels):
+        raise ConfigError("methods: two entries would make the same arms (give each a distinct 'label')")
     return methods
+
+
+def _build(value: Any, base: Path) -> BuildSpec | None:
+    from coreselect.compare.pools import BUILDERS
+
+    if value is None:
+        return None
+    d = dict(as_mapping("build", value))
+    kind, source = d.pop("kind", None), d.pop("source", None)
+    if kind not in BUILDERS:
+        raise ConfigError(f"build.kind: expected one of {', '.join(BUILDERS)}, got {kind!r}")
+    if not isinstance(source, str):
+        raise ConfigError("build.source: the file the pool is built from is required")
+    import inspect
+
+    known = [p for p in inspect.signature(BUILDERS[kind]).parameters if p not in ("source", "out_dir")]
+    check_keys("build", d, known)
+    return BuildSpec(kind, _path(source, base), d)
+
+
+def _baselines(value: Any) -> list[str]:
+    out = []
+    for b in value or []:
+        if b in ("random", "full") or (isinstance(b, str) and b.startswith("balanced:") and len(b) > 9):
+            out.append(b)
+        else:
+            raise ConfigError(f"baselines: unknown baseline {b!r} (known: random, full, balanced:<label column>)")
+    return out
 
 
 def parse_config(raw: Any, base: Path, source: str = "") -> ExperimentConfig:
     """Validate a loaded YAML mapping; ``base`` is the folder relative paths start from."""
     d = as_mapping(source or "config", raw)
-    known = ["pool", "eval", "selector", "trainee", "methods", "budgets", "seeds", "baselines", "evaluation"]
+    known = ["pool", "eval", "selector", "trainee", "methods", "budgets", "seeds", "baselines", "evaluation",
+             "build", "labels"]
     check_keys(source or "config", d, known)
     if "pool" not in d:
         raise ConfigError(f"{source}: 'pool' is required")
-    pool = _slice("pool", d["pool"], base, "pool")
+    build = _build(d.get("build"), base)
+    built = BUILT_FILES[build.kind] if build else ()
+    pool = _slice("pool", d["pool"], base, "pool", built)
     evals_raw = d.get("eval")
     if not evals_raw:
         raise ConfigError(f"{source}: 'eval' (one or more held-out data sets) is required")
-    evals = [_slice(f"eval[{i}]", e, base, f"eval{i}")
+    evals = [_slice(f"eval[{i}]", e, base, f"eval{i}", built)
              for i, e in enumerate(evals_raw if isinstance(evals_raw, list) else [evals_raw])]
     if len({e.name for e in evals}) != len(evals):
         raise ConfigError("eval: the held-out sets need distinct names")
@@ -159,15 +248,16 @@ def parse_config(raw: Any, base: Path, source: str = "") -> ExperimentConfig:
             raise ConfigError(f"budgets: {b!r} is neither a ratio in (0, 1] nor a count >= 1")
     seeds = d.get("seeds", [0])
     seeds = [_int("seeds", s) for s in (seeds if isinstance(seeds, list) else [seeds])]
-    baselines = d.get("baselines", ["random", "full"]) or []
-    for b in baselines:
-        if b not in ("random", "full"):
-            raise ConfigError(f"baselines: unknown baseline {b!r} (known: random, full)")
+    baselines = _baselines(d.get("baselines", ["random", "full"]))
+    labels = d.get("labels", []) or []
+    labels = labels if isinstance(labels, list) else [labels]
+    if not all(isinstance(c, str) and c for c in labels):
+        raise ConfigError(f"labels: expected a list of label column names, got {d.get('labels')!r}")
     evaluation = from_mapping(EvalConfig, d.get("evaluation"), "evaluation")
     if not methods and not baselines:
         raise ConfigError("nothing to compare: no methods and no baselines")
     return ExperimentConfig(pool, evals, selector, trainee, methods, budgets, seeds, list(baselines),
-                            evaluation, source)
+                            evaluation, source, build, list(labels))
 
 
 def load_config(path: str | Path) -> ExperimentConfig:
@@ -184,5 +274,5 @@ def load_config(path: str | Path) -> ExperimentConfig:
     return parse_config(raw, p.resolve().parent, str(p))
 
 
-__all__ = ["SELECTOR_FIELDS", "DataSlice", "ExperimentConfig", "MethodSpec", "load_config", "parse_config",
+__all__ = ["BUILD_PREFIX", "BUILT_FILES", "SELECTOR_FIELDS", "BuildSpec", "DataSlice", "ExperimentConfig", "MethodSpec", "load_config", "parse_config",
            "selector_json"]

@@ -6,7 +6,6 @@ import csv
 import io
 import logging
 import math
-from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -15,8 +14,10 @@ from coreselect.output import atomic_write_bytes
 
 log = logging.getLogger(__name__)
 
-_BASE_COLUMNS = ["arm", "method", "budget", "seed", "n_train", "train_tokens", "train_seconds",
-                 "select_seconds", "eval_seconds"]
+_BASE_COLUMNS = ["arm", "method", "label", "budget", "seed", "n_train", "train_tokens", "train_seconds",
+                 "select_seconds", "eval_seconds", "train_tokens_per_second"]
+#: per held-out set, in this order: the columns the table shows
+_EVAL_METRICS = ("loss", "perplexity", "macro", "worst", "acc", "acc_macro")
 
 
 def _fmt(v: Any, digits: int = 4) -> str:
@@ -29,14 +30,26 @@ def _fmt(v: Any, digits: int = 4) -> str:
     return str(v)
 
 
+def _eval_columns(rows: Sequence[dict[str, Any]], eval_names: Sequence[str]) -> list[str]:
+    return [f"{k}:{n}" for n in eval_names for k in _EVAL_METRICS if any(f"{k}:{n}" in r for r in rows)]
+
+
 def task_columns(rows: Sequence[dict[str, Any]], eval_names: Sequence[str]) -> list[str]:
-    """Columns of lm-eval task metrics (``task:metric``), in first-seen order."""
-    known = set(_BASE_COLUMNS) | {f"{k}:{n}" for n in eval_names for k in ("loss", "perplexity")}
-    return list(dict.fromkeys(c for r in rows for c in r if c not in known))
+    """Columns of lm-eval task metrics (``task:metric``), in first-seen order (pre-check and speed
+    columns, and ``_``-prefixed per-example values, excluded)."""
+    known = set(_BASE_COLUMNS) | {f"{k}:{n}" for n in eval_names for k in _EVAL_METRICS}
+    skip = ("_", "cover:", "random_cover:", "flagged:", "random_flagged:", "eval_tokens_per_second:")
+    return list(dict.fromkeys(c for r in rows for c in r if c not in known and not c.startswith(skip)))
+
+
+def precheck_columns(rows: Sequence[dict[str, Any]]) -> list[str]:
+    """Pre-check columns (label coverage, flagged share, and their random expectations)."""
+    return list(dict.fromkeys(c for r in rows for c in r if c.startswith(("cover:", "flagged:", "random_"))))
 
 
 def results_csv(rows: Sequence[dict[str, Any]], eval_names: Sequence[str]) -> str:
-    cols = (_BASE_COLUMNS + [f"{k}:{n}" for n in eval_names for k in ("loss", "perplexity")]
+    speed = [f"eval_tokens_per_second:{n}" for n in eval_names]
+    cols = (_BASE_COLUMNS + _eval_columns(rows, eval_names) + speed + precheck_columns(rows)
             + task_columns(rows, eval_names))
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=cols, extrasaction="ignore", lineterminator="\n")
@@ -48,94 +61,88 @@ def results_csv(rows: Sequence[dict[str, Any]], eval_names: Sequence[str]) -> st
 
 def results_markdown(rows: Sequence[dict[str, Any]], eval_names: Sequence[str]) -> str:
     """A markdown table: one row per arm, eval loss and perplexity per held-out set."""
-    head = ["arm", "method", "budget", "seed", "n_train", "train tokens", "train seconds"]
-    for n in eval_names:
-        suffix = f" ({n})" if len(eval_names) > 1 else ""
-        head += [f"eval loss{suffix}", f"perplexity{suffix}"]
+    from coreselect.compare.summary import summary_markdown
+
+    head = ["arm", "method", "budget", "seed", "n_train", "train tokens", "train seconds", "train/forward tok/s"]
+    evals = _eval_columns(rows, eval_names)
+    pre = [c for c in precheck_columns(rows) if not c.startswith("random_")]
     extra = task_columns(rows, eval_names)
-    head += extra
+    head += [c.replace("loss:", "eval loss:") for c in evals] + pre + extra
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
-        cells = [r["arm"], r["method"], _fmt(r["budget"]), _fmt(r["seed"]), _fmt(r["n_train"]),
-                 _fmt(r["train_tokens"]), f"{r['train_seconds']:.0f}"]
-        for n in eval_names:
-            cells += [_fmt(r.get(f"loss:{n}", "")), _fmt(r.get(f"perplexity:{n}", ""), 2)]
+        cells = [r["arm"], r.get("label") or r["method"], _fmt(r["budget"]), _fmt(r["seed"]), _fmt(r["n_train"]),
+                 _fmt(r["train_tokens"]), f"{r['train_seconds']:.0f}", _cost(r, eval_names)]
+        cells += [_fmt(r.get(c, ""), 2 if c.startswith("perplexity") else 4) for c in evals]
+        cells += [_with_random(r, c) for c in pre]
         cells += [_fmt(r.get(c, "")) for c in extra]
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
-    note = ("\neval loss: mean negative log-likelihood per response token on the held-out set "
-            "(lower is better); perplexity = exp(loss). `base` is the trainee model before fine-tuning.\n")
-    return "\n".join(lines) + "\n" + note + seed_summary(rows, eval_names)
+    note = ("\neval loss: mean negative log-likelihood per response token on the held-out set (lower is better); "
+            "macro: the mean over label groups of each group's mean loss; worst: the worst group; acc: "
+            "rank-classification accuracy. cover/flagged (pre-check, before training): the share of the pool's "
+            "labels the pick holds / the share of picked records with a non-empty label, random's expectation "
+            "in brackets. train/forward tok/s: training tokens per second against the trainee's inference "
+            "tokens per second on the held-out set. `base` is the trainee model before fine-tuning.\n")
+    return "\n".join(lines) + "\n" + note + summary_markdown(rows, eval_names)
 
 
-def seed_summary(rows: Sequence[dict[str, Any]], eval_names: Sequence[str]) -> str:
-    """Mean, standard deviation and range over seeds of each method x budget (when any has several)."""
-    groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
-    for r in rows:
-        if r["method"] != "base":
-            groups[(r["method"], _fmt(r["budget"]))].append(r)
-    if not eval_names or all(len(g) < 2 for g in groups.values()):
+def _cost(r: dict[str, Any], eval_names: Sequence[str]) -> str:
+    train = r.get("train_tokens_per_second")
+    fwd = r.get(f"eval_tokens_per_second:{eval_names[0]}") if eval_names else None
+    if not train or not fwd:
         return ""
-    out = []
-    for n in eval_names:
-        key = f"loss:{n}"
-        out += [f"\n### Over seeds: eval loss on {n}\n",
-                "| method | budget | seeds | mean | std | min | max | mean train tokens |",
-                "|---|---|---|---|---|---|---|---|"]
-        for (method, budget), g in groups.items():
-            v = [float(r[key]) for r in g if key in r]
-            if not v:
-                continue
-            mean = sum(v) / len(v)
-            std = math.sqrt(sum((x - mean) ** 2 for x in v) / (len(v) - 1)) if len(v) > 1 else float("nan")
-            tok = sum(int(r["train_tokens"]) for r in g) / len(g)
-            out.append(f"| {method} | {budget} | {len(v)} | {mean:.4f} | "
-                       f"{'-' if math.isnan(std) else f'{std:.4f}'} | {min(v):.4f} | {max(v):.4f} | {tok:,.0f} |")
-    return "\n".join(out) + "\n\nstd: sample standard deviation over seeds (each seed selects and trains anew).\n"
+    return f"{train:,.0f} / {fwd:,.0f} ({train / fwd:.2f}x)"
+
+
+def _with_random(r: dict[str, Any], col: str) -> str:
+    v = r.get(col)
+    if v in (None, ""):
+        return ""
+    ref = r.get("random_" + col)
+    return f"{v:.3f}" + (f" ({ref:.3f})" if ref is not None else "")
 
 
 def plot_results(rows: Sequence[dict[str, Any]], eval_name: str, path: Path) -> None:
-    """Bar chart of held-out loss per method and budget (mean over seeds, min-max whiskers)."""
+    """Bar chart of the primary held-out metric per arm group: mean over seeds, 95% CI whiskers."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    key = f"loss:{eval_name}"
-    groups: dict[str, list[float]] = defaultdict(list)
-    tokens: dict[str, list[int]] = defaultdict(list)
-    base = None
-    for r in rows:
-        if key not in r:
+    from coreselect.compare.stats import mean_ci
+    from coreselect.compare.summary import arm_groups
+
+    metric = "macro" if any(f"macro:{eval_name}" in r for r in rows) else "loss"
+    key = f"{metric}:{eval_name}"
+    base = next((r[key] for r in rows if r["method"] == "base" and key in r), None)
+    labels, means, errs, tokens = [], [], [[], []], []
+    for (label, budget), g in arm_groups(rows).items():
+        v = [float(r[key]) for r in g if key in r]
+        if not v or label == "base":
             continue
-        if r["method"] == "base":
-            base = r[key]
-            continue
-        b = r["budget"]
-        size = f"{b * 100:g}%" if isinstance(b, float) else f"n={b}"
-        label = r["method"] if r["method"] == "full" else f"{r['method']}\n{size}"
-        groups[label].append(float(r[key]))
-        tokens[label].append(int(r["train_tokens"]))
-    fig, ax = plt.subplots(figsize=(max(4.0, 1.3 * len(groups) + 2), 3.6), dpi=120)
-    labels = list(groups)
-    means = [sum(v) / len(v) for v in groups.values()]
-    lo = [m - min(v) for m, v in zip(means, groups.values())]
-    hi = [max(v) - m for m, v in zip(means, groups.values())]
-    colors = ["#999999" if lab.startswith(("random", "full")) else "#2b6cb0" for lab in labels]
-    bars = ax.bar(range(len(labels)), means, yerr=[lo, hi], color=colors, capsize=4)
-    for b, lab in zip(bars, labels):
-        t = sum(tokens[lab]) / len(tokens[lab])
+        m, lo, hi = mean_ci(v)
+        labels.append(label if label == "full" else f"{label}\n{budget}")
+        means.append(m)
+        errs[0].append(m - lo if math.isfinite(lo) else 0.0)
+        errs[1].append(hi - m if math.isfinite(hi) else 0.0)
+        tokens.append(sum(int(r["train_tokens"]) for r in g) / len(g))
+    fig, ax = plt.subplots(figsize=(max(4.0, 1.3 * len(labels) + 2), 3.8), dpi=120)
+    colors = ["#999999" if lab.startswith(("random", "full", "longest", "balanced")) else "#2b6cb0"
+              for lab in labels]
+    bars = ax.bar(range(len(labels)), means, yerr=errs, color=colors, capsize=4)
+    for b, t in zip(bars, tokens):
         ax.annotate(f"{t / 1000:.0f}k tok", (b.get_x() + b.get_width() / 2, b.get_height()),
                     ha="center", va="bottom", fontsize=7, xytext=(0, 2), textcoords="offset points")
     if base is not None:
         ax.axhline(base, color="#c05621", linestyle="--", linewidth=1, label=f"base model ({base:.3f})")
         ax.legend(fontsize=8, loc="lower right")
-    ax.set_xticks(range(len(labels)), labels, fontsize=8)
-    ax.set_ylabel("held-out loss per response token")
-    ax.set_title(f"Fine-tuned on each subset: loss on {eval_name}", fontsize=9)
-    vals = means + ([base] if base is not None else [])
+    ax.set_xticks(range(len(labels)), labels, fontsize=7)
+    ax.set_ylabel("macro loss over groups" if metric == "macro" else "held-out loss per response token")
+    ax.set_title(f"Fine-tuned on each subset: {eval_name} (mean, 95% CI over seeds)", fontsize=9)
+    vals = [m - e for m, e in zip(means, errs[0])] + [m + e for m, e in zip(means, errs[1])]
+    vals += [base] if base is not None else []
     if vals and all(math.isfinite(v) for v in vals):
         span = max(vals) - min(vals)
-        ax.set_ylim(max(0.0, min(vals) - 0.5 * span - 0.05), max(vals) + 0.3 * span + 0.05)
+        ax.set_ylim(max(0.0, min(vals) - 0.3 * span - 0.02), max(vals) + 0.3 * span + 0.02)
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
@@ -151,4 +158,4 @@ def write_reports(rows: Sequence[dict[str, Any]], root: Path, eval_names: Sequen
         plot_results(rows, eval_names[0], root / "results.png")
 
 
-__all__ = ["plot_results", "results_csv", "results_markdown", "seed_summary", "task_columns", "write_reports"]
+__all__ = ["plot_results", "precheck_columns", "results_csv", "results_markdown", "task_columns", "write_reports"]

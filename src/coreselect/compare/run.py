@@ -1,11 +1,13 @@
 """``coreselect compare``: select -> train -> evaluate for every arm, cached and resumable.
 
 Arms are ``methods x budgets x seeds``, plus the ``random`` baseline at the same budgets and
-seeds, ``full`` (the whole pool) once per seed, and ``base`` (the untrained trainee) as a
-reference. Every stage of every arm writes its output and then a small JSON marker holding a
-*stage key* (a hash of everything the stage depends on) atomically; a rerun skips a stage
-whose marker matches and redoes it when an input changed. Layout of the output folder::
+seeds, ``balanced:<column>`` (label-balanced random, an oracle) likewise, ``full`` (the whole
+pool) once per seed, and ``base`` (the untrained trainee) as a reference. Every arm of a seed
+trains with that seed (the same data order and initialisation across arms), so arms are compared
+paired (:mod:`coreselect.compare.summary`). The stages and their caching are in
+:mod:`coreselect.compare.stages`. Layout of the output folder::
 
+    DIR/build/                                        the built pool (a config with ``build:``)
     DIR/data/pool.jsonl, DIR/data/eval-<name>.jsonl   the slices actually used
     DIR/features/                                     selector features (shared by arms)
     DIR/arms/<arm>/train.jsonl (+ .manifest.json)     the selected training set
@@ -22,193 +24,80 @@ Examples
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import re
-import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
-from coreselect.compare.config import DataSlice, ExperimentConfig, selector_json
-from coreselect.data import Dataset, load_dataset
-from coreselect.errors import ConfigError, DataError
-from coreselect.output import atomic_write_bytes, check_not_input, check_not_inside, subset_bytes
+from coreselect.compare.config import BUILD_PREFIX, DataSlice, ExperimentConfig, selector_json
+from coreselect.compare.stages import (
+    Arm,
+    check_disjoint,
+    eval_stage,
+    materialise,
+    select_stage,
+    stage_key,
+    task_metrics,
+    text_hash,
+    train_stage,
+    write_json,
+)
+from coreselect.output import check_not_input, check_not_inside
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Arm:
-    """One training run: ``method`` picks ``budget`` of the pool with ``seed``."""
-
-    name: str
-    method: str  # a selection method, "full" or "base"
-    budget: float | int | None
-    seed: int
-    params: tuple[tuple[str, Any], ...] = ()
 
 
 def _budget_label(b: float | int) -> str:
     return f"{b * 100:g}pct" if isinstance(b, float) else f"n{b}"
 
 
+def _safe(label: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", label)
+
+
 def plan_arms(cfg: ExperimentConfig) -> list[Arm]:
     """All arms of a config, in run order: subsets first, then ``base``, ``full`` last (the costliest)."""
     arms: list[Arm] = []
-    methods = [(m.name, tuple(sorted(m.params.items()))) for m in cfg.methods]
-    if "random" in cfg.baselines and all(name != "random" for name, _ in methods):
-        methods.append(("random", ()))
+    specs = list(cfg.methods)
+    names = [m.name for m in specs]
     for seed in cfg.seeds:
         for budget in cfg.budgets:
-            for name, params in methods:
-                label = name + ("-" + "-".join(f"{k}{v}" for k, v in params) if params else "")
-                label = re.sub(r"[^A-Za-z0-9_.-]+", "_", label)
-                arms.append(Arm(f"{label}-{_budget_label(budget)}-s{seed}", name, budget, seed, params))
+            for m in specs:
+                params = tuple(sorted(m.params.items()))
+                label = m.label or (m.name + ("-" + "-".join(f"{k}{v}" for k, v in params) if params else ""))
+                arms.append(Arm(f"{_safe(label)}-{_budget_label(budget)}-s{seed}", m.name, budget, seed, params,
+                                label=label, spec=m))
+            if "random" in cfg.baselines and "random" not in names:
+                arms.append(Arm(f"random-{_budget_label(budget)}-s{seed}", "random", budget, seed, label="random"))
+            for b in cfg.baselines:
+                if b.startswith("balanced:"):
+                    col = b.split(":", 1)[1]
+                    label = f"balanced-{col} (oracle)"
+                    arms.append(Arm(f"balanced-{_safe(col)}-{_budget_label(budget)}-s{seed}", "balanced", budget,
+                                    seed, label=label, oracle_column=col))
     if cfg.evaluation.base:
-        arms.append(Arm("base", "base", None, 0))
+        arms.append(Arm("base", "base", None, 0, label="base"))
     if "full" in cfg.baselines:
-        arms += [Arm(f"full-s{seed}", "full", None, seed) for seed in cfg.seeds]
+        arms += [Arm(f"full-s{seed}", "full", None, seed, label="full") for seed in cfg.seeds]
     return arms
 
 
-def _key(*parts: Any) -> str:
-    blob = json.dumps(parts, sort_keys=True, default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()[:20]
+def _resolve(sl: DataSlice, build_dir: Path) -> DataSlice:
+    if sl.path.startswith(BUILD_PREFIX):
+        return replace(sl, path=str(build_dir / f"{sl.path[len(BUILD_PREFIX):]}.jsonl"))
+    return sl
 
 
-def _write_json(path: Path, obj: dict[str, Any]) -> None:
-    atomic_write_bytes(path, (json.dumps(obj, indent=2, default=str) + "\n").encode())
+def _build(cfg: ExperimentConfig, root: Path) -> Path:
+    """Build the pool of the ``build:`` section into ``DIR/build`` (seeded: the same bytes every time)."""
+    from coreselect.compare.pools import BUILDERS
 
-
-def _done(path: Path, key: str) -> dict[str, Any] | None:
-    """The marker at ``path`` when it belongs to ``key``, else None."""
-    try:
-        marker = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    return marker if marker.get("stage_key") == key else None
-
-
-def text_hash(ex: Any) -> str:
-    """Normalised hash of an example's prompt and response (case and whitespace folded)."""
-    norm = " ".join(f"{ex.prompt}\x1f{ex.response}".lower().split())
-    return hashlib.sha1(norm.encode()).hexdigest()
-
-
-def check_disjoint(pool: Dataset, evals: dict[str, Dataset]) -> None:
-    """Raise :class:`ConfigError` when a held-out set shares a record (prompt + response) with the pool."""
-    seen = {text_hash(ex): ex.source_index for ex in pool.examples}
-    for name, ds in evals.items():
-        hits = [(ex.source_index, seen[h]) for ex in ds.examples if (h := text_hash(ex)) in seen]
-        if hits:
-            e, p = hits[0]
-            raise ConfigError(f"eval set {name!r} overlaps the pool: {len(hits)} of its {len(ds)} records repeat "
-                              f"a pool record (first: eval record {e} = pool record {p}); use disjoint slices")
-
-
-def materialise(sl: DataSlice, out: Path) -> Dataset:
-    """Write records ``[offset, offset+limit)`` of ``sl.path`` to ``out`` (JSONL), reload and return them."""
-    src = load_dataset(sl.path)
-    rows = [ex.index for ex in src.examples
-            if ex.source_index >= sl.offset and (sl.limit is None or ex.source_index < sl.offset + sl.limit)]
-    if not rows:
-        raise DataError(sl.path, f"slice offset {sl.offset}, limit {sl.limit} holds no records")
-    if sl.limit is not None and len(rows) < sl.limit:
-        log.warning("%s: slice %s asked for %d records, got %d", sl.path, sl.name, sl.limit, len(rows))
-    data = subset_bytes(src, rows, out)
-    if not out.is_file() or out.read_bytes() != data:
-        atomic_write_bytes(out, data)
-    return load_dataset(out)
-
-
-def _select_stage(cfg: ExperimentConfig, arm: Arm, pool: Dataset, root: Path, progress: bool) -> dict[str, Any]:
-    from coreselect.pipeline import run_select
-
-    key = _key("select", pool.fingerprint, arm.method, arm.budget, arm.seed, arm.params,
-               selector_json(cfg.selector) if arm.method not in ("random", "full") else None)
-    arm_dir = root / "arms" / arm.name
-    marker = arm_dir / "select.json"
-    if (m := _done(marker, key)) is not None and (arm_dir / "train.jsonl").is_file():
-        log.info("[%s] select: done (cached)", arm.name)
-        return m
-    t = time.perf_counter()
-    out = arm_dir / "train.jsonl"
-    if arm.method == "full":
-        atomic_write_bytes(out, (root / "data" / "pool.jsonl").read_bytes())
-        indices = list(range(len(pool)))
-    else:
-        log.info("[%s] select: %s, budget %s, seed %d", arm.name, arm.method, arm.budget, arm.seed)
-        job = replace(cfg.selector, data=str(root / "data" / "pool.jsonl"), output=str(out),
-                      ratio=arm.budget if isinstance(arm.budget, float) else None,
-                      n=arm.budget if isinstance(arm.budget, int) else None, method=arm.method,
-                      method_params=dict(arm.params), seed=arm.seed, work_dir=str(root / "features"),
-                      overwrite=True, progress=progress)
-        indices = run_select(job).manifest.indices
-    m = {"stage_key": key, "n_train": len(indices), "indices": indices,
-         "seconds": round(time.perf_counter() - t, 3)}
-    _write_json(marker, m)
-    return m
-
-
-def _train_stage(cfg: ExperimentConfig, arm: Arm, select_key: str, root: Path, progress: bool) -> dict[str, Any]:
-    from coreselect.finetune.train import MANIFEST, resolve_precision, train
-
-    tc = cfg.trainee
-    # what "auto" means depends on the machine (and on measurements), so the key holds the result
-    tc_json = {**asdict(tc), "progress": None, "lora_targets": list(tc.lora_targets),
-               "precision": resolve_precision(tc.precision)}
-    key = _key("train", select_key, tc_json, arm.seed)
-    arm_dir = root / "arms" / arm.name
-    marker = arm_dir / "train.json"
-    if (m := _done(marker, key)) is not None and (arm_dir / "model" / MANIFEST).is_file():
-        log.info("[%s] train: done (cached)", arm.name)
-        return m
-    log.info("[%s] train: %s on %s", arm.name, tc.model, arm_dir / "train.jsonl")
-    config = type(tc)(**{**asdict(tc), "seed": arm.seed, "progress": progress})
-    res = train(arm_dir / "train.jsonl", arm_dir / "model", config, overwrite=True)
-    t = res.manifest["train"]
-    m = {"stage_key": key, "rows": res.manifest["data"]["rows"], "tokens": t["tokens"],
-         "response_tokens": t["response_tokens"], "seconds": t["seconds"], "steps": t["steps"],
-         "tokens_per_second": t["tokens_per_second"], "final_loss": t["final_loss"]}
-    _write_json(marker, m)
-    return m
-
-
-def _eval_stage(cfg: ExperimentConfig, arm: Arm, upstream_key: str, evals: dict[str, Dataset], root: Path,
-                progress: bool) -> dict[str, Any]:
-    from coreselect.finetune.evaluate import load_for_eval, response_loss, run_lm_eval
-
-    ev = cfg.evaluation
-    # the settings of the first version (so its runs stay cached), later ones only when set
-    settings: dict[str, Any] = {"max_length": ev.max_length, "batch_size": ev.batch_size, "base": ev.base,
-                                "precision": ev.precision}
-    if ev.tasks:
-        settings.update(tasks=ev.tasks, task_limit=ev.task_limit)
-    if ev.num_fewshot is not None:
-        settings["num_fewshot"] = ev.num_fewshot
-    key = _key("eval", upstream_key, {n: d.fingerprint for n, d in evals.items()}, settings)
-    arm_dir = root / "arms" / arm.name
-    marker = arm_dir / "eval.json"
-    if (m := _done(marker, key)) is not None:
-        log.info("[%s] evaluate: done (cached)", arm.name)
-        return m
-    model_ref = cfg.trainee.model if arm.method == "base" else str(arm_dir / "model")
-    log.info("[%s] evaluate %s on %s", arm.name, model_ref or "the default model", ", ".join(evals))
-    t = time.perf_counter()
-    model, tok, _ = load_for_eval(model_ref, precision=ev.precision)
-    results = {name: response_loss(model, tok, ds, max_length=ev.max_length, batch_size=ev.batch_size,
-                                   progress=progress) for name, ds in evals.items()}
-    tasks = {}
-    if ev.tasks:
-        out = run_lm_eval(model, tok, ev.tasks, batch_size=ev.batch_size, limit=ev.task_limit,
-                          num_fewshot=ev.num_fewshot)
-        tasks = {task: task_metrics(r) for task, r in out.get("results", {}).items()}
-    del model
-    m = {"stage_key": key, "results": results, "tasks": tasks, "seconds": round(time.perf_counter() - t, 3)}
-    _write_json(marker, m)
-    return m
+    out = root / "build"
+    if cfg.build is not None:
+        log.info("build: %s from %s", cfg.build.kind, cfg.build.source)
+        BUILDERS[cfg.build.kind](cfg.build.source, out, **cfg.build.params)
+    return out
 
 
 def run_experiment(cfg: ExperimentConfig, out_dir: str | Path, *, progress: bool = True) -> list[dict[str, Any]]:
@@ -218,16 +107,17 @@ def run_experiment(cfg: ExperimentConfig, out_dir: str | Path, *, progress: bool
     root = Path(out_dir)
     _check_inputs_outside(cfg, root)
     root.mkdir(parents=True, exist_ok=True)
-    pool = materialise(cfg.pool, root / "data" / "pool.jsonl")
-    evals = {e.name: materialise(e, root / "data" / f"eval-{re.sub(r'[^A-Za-z0-9_.-]+', '_', e.name)}.jsonl")
+    build_dir = _build(cfg, root)
+    pool = materialise(_resolve(cfg.pool, build_dir), root / "data" / "pool.jsonl")
+    evals = {e.name: materialise(_resolve(e, build_dir), root / "data" / f"eval-{_safe(e.name)}.jsonl")
              for e in cfg.eval}
     check_disjoint(pool, evals)
-    _write_json(root / "config.json", {"source": cfg.source, "pool": asdict(cfg.pool),
-                                       "eval": [asdict(e) for e in cfg.eval], "selector": selector_json(cfg.selector),
-                                       "trainee": {**asdict(cfg.trainee), "lora_targets": list(cfg.trainee.lora_targets)},
-                                       "methods": [asdict(m) for m in cfg.methods], "budgets": cfg.budgets,
-                                       "seeds": cfg.seeds, "baselines": cfg.baselines,
-                                       "evaluation": asdict(cfg.evaluation)})
+    write_json(root / "config.json", {
+        "source": cfg.source, "build": asdict(cfg.build) if cfg.build else None, "pool": asdict(cfg.pool),
+        "eval": [asdict(e) for e in cfg.eval], "selector": selector_json(cfg.selector),
+        "trainee": {**asdict(cfg.trainee), "lora_targets": list(cfg.trainee.lora_targets)},
+        "methods": [asdict(m) for m in cfg.methods], "budgets": cfg.budgets, "seeds": cfg.seeds,
+        "baselines": cfg.baselines, "labels": cfg.labels, "evaluation": asdict(cfg.evaluation)})
     arms = plan_arms(cfg)
     log.info("compare: %d arms (%s), pool %d records, eval %s", len(arms), ", ".join(a.name for a in arms),
              len(pool), ", ".join(f"{n} ({len(d)})" for n, d in evals.items()))
@@ -236,12 +126,12 @@ def run_experiment(cfg: ExperimentConfig, out_dir: str | Path, *, progress: bool
         log.info("arm %d/%d: %s", i, len(arms), arm.name)
         sel = tr = None
         if arm.method == "base":
-            upstream = _key("base", cfg.trainee.model)
+            upstream = stage_key("base", cfg.trainee.model)
         else:
-            sel = _select_stage(cfg, arm, pool, root, progress)
-            tr = _train_stage(cfg, arm, sel["stage_key"], root, progress)
+            sel = select_stage(cfg, arm, pool, root, progress)
+            tr = train_stage(cfg, arm, sel["stage_key"], root, progress)
             upstream = tr["stage_key"]
-        ev = _eval_stage(cfg, arm, upstream, evals, root, progress)
+        ev = eval_stage(cfg, arm, upstream, evals, root, progress)
         rows.append(_row(arm, sel, tr, ev))
         write_reports(rows, root, [e.name for e in cfg.eval])  # partial results after every arm
     return rows
@@ -249,40 +139,47 @@ def run_experiment(cfg: ExperimentConfig, out_dir: str | Path, *, progress: bool
 
 def _check_inputs_outside(cfg: ExperimentConfig, root: Path) -> None:
     """Refuse an output folder where compare would write over its own config or data."""
-    inputs = [cfg.pool.path, *(e.path for e in cfg.eval), *([cfg.source] if cfg.source else [])]
-    for sub in ("data", "arms", "features"):
+    inputs = [p for p in (cfg.pool.path, *(e.path for e in cfg.eval)) if not p.startswith(BUILD_PREFIX)]
+    inputs += [cfg.source] if cfg.source else []
+    inputs += [cfg.build.source] if cfg.build else []
+    for sub in ("data", "arms", "features", "build"):
         check_not_inside(root / sub, inputs)
     for name in ("config.json", "results.csv", "results.md", "results.png"):
         check_not_input(root / name, inputs)
 
 
 def _row(arm: Arm, sel: dict[str, Any] | None, tr: dict[str, Any] | None, ev: dict[str, Any]) -> dict[str, Any]:
+    """One results row; keys starting with ``_`` (per-example values) feed the summary, not the CSV."""
     row: dict[str, Any] = {
-        "arm": arm.name, "method": arm.method,
+        "arm": arm.name, "method": arm.method, "label": arm.label or arm.method,
         "budget": "" if arm.budget is None else arm.budget, "seed": "" if arm.method == "base" else arm.seed,
         "n_train": sel["n_train"] if sel else 0, "train_tokens": tr["tokens"] if tr else 0,
         "train_seconds": tr["seconds"] if tr else 0.0, "select_seconds": sel["seconds"] if sel else 0.0,
-        "eval_seconds": ev["seconds"],
+        "eval_seconds": ev["seconds"], "train_tokens_per_second": tr["tokens_per_second"] if tr else "",
     }
+    for col, r in ((sel or {}).get("precheck") or {}).items():
+        row[f"cover:{col}"] = r["coverage"]
+        row[f"random_cover:{col}"] = r["random_coverage"]
+        if "flagged" in r:
+            row[f"flagged:{col}"] = r["flagged"]
+            row[f"random_flagged:{col}"] = r["random_flagged"]
     for name, r in ev["results"].items():
         row[f"loss:{name}"] = r["loss"]
         row[f"perplexity:{name}"] = r["perplexity"]
+        row[f"eval_tokens_per_second:{name}"] = r.get("tokens_per_second")
+        if "macro" in r:
+            row[f"macro:{name}"], row[f"worst:{name}"] = r["macro"], r["worst"]
+        if "rank" in r:
+            row[f"acc:{name}"] = r["rank"]["accuracy"]
+            if "macro" in r["rank"]:
+                row[f"acc_macro:{name}"] = r["rank"]["macro"]
+            row[f"_acc_per_example:{name}"] = r["rank"].get("per_example")
+        row[f"_per_example:{name}"] = r.get("per_example")
+        row[f"_labels:{name}"] = r.get("labels")
     for task, metrics in ev.get("tasks", {}).items():
         for metric, value in metrics.items():
             row[f"{task}:{metric}"] = value
     return row
 
 
-def task_metrics(result: dict[str, Any]) -> dict[str, float]:
-    """lm-eval's per-task result without standard errors, aliases and filter suffixes
-    (``acc,none`` -> ``acc``; ``exact_match,strict-match`` -> ``exact_match:strict-match``)."""
-    out = {}
-    for name, value in result.items():
-        if "," not in name or "_stderr" in name or not isinstance(value, (int, float)):
-            continue
-        metric, filt = name.split(",", 1)
-        out[metric if filt == "none" else f"{metric}:{filt}"] = round(float(value), 6)
-    return out
-
-
-__all__ = ["Arm", "check_disjoint", "materialise", "plan_arms", "run_experiment", "text_hash"]
+__all__ = ["Arm", "check_disjoint", "materialise", "plan_arms", "run_experiment", "task_metrics", "text_hash"]

@@ -89,6 +89,13 @@ class EvalConfig:
     batch_size: int = option(8, minimum=1, help="examples per forward pass")
     precision: Precision = option("auto", help=_PRECISION_HELP + " (faster inference)")
     base: bool = option(True, cli=False, help="also evaluate the untrained trainee model as a reference row")
+    group_by: str | None = option(None, metavar="COLUMN",
+                                  help="a label column: report the loss per group, the macro mean over groups and "
+                                       "the worst group")
+    rank_choices: str | None = option(
+        None, metavar="COLUMN",
+        help="a column listing each record's answer choices: rank-classification accuracy (every choice scored "
+             "as the response, the most likely one must be the record's answer), as lm-eval scores multiple choice")
     progress: bool = option(True, yaml=False, help="show a progress bar", off_help="no progress bar")
     trust_remote_code: bool = option(False, yaml=False, help="allow model code from the model folder/hub to run")
 

@@ -29,6 +29,7 @@ from typing import Any
 from coreselect.data import Dataset, Example, load_dataset
 from coreselect.errors import ConfigError, CoreselectError, ModelError
 from coreselect.finetune.config import EvalConfig
+from coreselect.finetune.grouped import group_labels
 
 log = logging.getLogger(__name__)
 
@@ -206,6 +207,39 @@ def run_lm_eval(model: Any, tokenizer: Any, tasks: Sequence[str], *, batch_size:
             "seconds": round(seconds, 3)}
 
 
+def score_dataset(model: Any, tokenizer: Any, data: Dataset, config: EvalConfig, *, per_example: bool = False,
+                  labels: Sequence[str] | None = None) -> dict[str, Any]:
+    """Everything ``config`` asks of one held-out set: the response loss and, with ``group_by``,
+    per-group loss (``groups``, ``macro``, ``worst``, ``worst_group``); with ``rank_choices``,
+    rank-classification accuracy under ``rank`` (:mod:`coreselect.finetune.grouped`).
+
+    ``per_example`` keeps each example's loss (and rank correctness) for paired comparisons.
+    """
+    from coreselect.finetune.grouped import group_scores, rank_classification
+
+    c = config
+    if c.group_by and labels is None:
+        labels = group_labels(data, c.group_by)
+    r = response_loss(model, tokenizer, data, max_length=c.max_length, batch_size=c.batch_size,
+                      progress=c.progress, per_example=True)
+    if labels is not None:
+        g = group_scores(r["per_example"], labels)
+        r.update(groups=g["groups"], macro=g["macro"], worst=g["worst"], worst_group=g["worst_group"])
+    if c.rank_choices:
+        rank = rank_classification(model, tokenizer, data, labels, column=c.rank_choices, max_length=c.max_length,
+                                   batch_size=c.batch_size, progress=c.progress)
+        if rank is not None:
+            if not per_example:
+                rank.pop("per_example")
+            r["rank"] = rank
+        else:
+            log.warning("%s: no record has a %r list holding its own answer: no rank classification",
+                        data.path, c.rank_choices)
+    if not per_example:
+        r.pop("per_example")
+    return r
+
+
 def evaluate(model: str, data: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
              config: EvalConfig | None = None, **options: Any) -> dict[str, Any]:
     """Evaluate ``model`` (adapter folder, model folder, id or builtin name) on held-out ``data``.
@@ -231,10 +265,11 @@ def evaluate(model: str, data: str | os.PathLike[str] | Sequence[str | os.PathLi
     if limit is not None:
         for ds in sets:
             ds.examples = ds.examples[:limit]
+    labels = {str(ds.path): group_labels(ds, c.group_by) for ds in sets} if c.group_by else {}  # fail early
     m, tok, kind = load_for_eval(model, precision=c.precision, trust_remote_code=c.trust_remote_code)
     result: dict[str, Any] = {"model": str(model), "kind": kind, "datasets": {}}
     for ds in sets:
-        r = response_loss(m, tok, ds, max_length=c.max_length, batch_size=c.batch_size, progress=c.progress)
+        r = score_dataset(m, tok, ds, c, labels=labels.get(str(ds.path)))
         r["fingerprint"] = ds.fingerprint
         result["datasets"][str(ds.path)] = r
         log.info("%s: loss %.4f, perplexity %.2f on %d examples", ds.path, r["loss"], r["perplexity"], r["examples"])
@@ -247,4 +282,4 @@ def evaluate(model: str, data: str | os.PathLike[str] | Sequence[str | os.PathLi
 
 
 __all__ = ["EvaluationError", "ExampleLogprobs", "evaluate", "example_logprobs", "load_for_eval", "response_loss",
-           "run_lm_eval"]
+           "run_lm_eval", "score_dataset"]

@@ -1,0 +1,156 @@
+"""The verdict of a ``compare`` run: means with 95% intervals, paired differences, power.
+
+Arms are grouped by label and budget over seeds. For each held-out set the *primary* metric is
+the macro loss over groups when ``evaluation.group_by`` is set (every task counts the same), else
+the per-example mean loss. Each method is compared with ``random`` (and ``longest`` when run) at
+the same budget, paired by seed and held-out example, with a bootstrap over both
+(:func:`coreselect.compare.stats.paired_bootstrap`); a difference whose interval holds zero is
+reported as "no difference detectable", with the smallest effect this many seeds could detect.
+A pick's label coverage (the pre-check, no training needed) is set against the trained ranking.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from coreselect.compare.stats import (
+    detectable_effect,
+    macro_mean,
+    mean_ci,
+    paired_bootstrap,
+    seed_sd,
+    seeds_needed,
+    verdict,
+)
+
+#: the paired baselines, in the order their verdicts are written
+REFERENCES = ("random", "longest")
+#: a gap worth detecting, in loss units (the issue's yardstick for the power estimate)
+GAP = 0.02
+_METRICS = {"loss": "loss per token", "macro": "macro loss over groups", "worst": "worst group loss",
+            "acc": "rank-classification accuracy", "acc_macro": "macro rank accuracy"}
+
+
+def _budget(b: Any) -> str:
+    return f"{b * 100:g}%" if isinstance(b, float) else ("" if b == "" else f"n={b}")
+
+
+def arm_groups(rows: Sequence[dict[str, Any]]) -> dict[tuple[str, str], list[dict[str, Any]]]:
+    """Rows by ``(label, budget)``; ``base`` stays alone."""
+    out: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    for r in rows:
+        out[(r.get("label") or r["method"], _budget(r["budget"]))].append(r)
+    return out
+
+
+def _paired_matrix(a: list[dict[str, Any]], b: list[dict[str, Any]], key: str, sign: float
+                   ) -> tuple[np.ndarray, list[int], list[Any] | None] | None:
+    """``D[seed, example] = sign * (a - b)`` over seeds both arms ran and examples both scored."""
+    by_seed = {r["seed"]: r for r in b}
+    pairs = [(r, by_seed[r["seed"]]) for r in a if r["seed"] in by_seed and r.get(key) and by_seed[r["seed"]].get(key)]
+    if not pairs:
+        return None
+    n = len(pairs[0][0][key])
+    keep = [e for e in range(n) if all(x[key][e] is not None and y[key][e] is not None for x, y in pairs)]
+    D = np.array([[sign * (x[key][e] - y[key][e]) for e in keep] for x, y in pairs], dtype=np.float64)
+    labels = pairs[0][0].get(key.replace("_acc_per_example", "_labels").replace("_per_example", "_labels"))
+    return D, [int(x["seed"]) for x, _ in pairs], ([labels[e] for e in keep] if labels else None)
+
+
+def paired_lines(groups: dict[tuple[str, str], list[dict[str, Any]]], name: str, *, n_boot: int = 2000
+                 ) -> list[str]:
+    """The verdict of every method against each reference at its budget, on held-out set ``name``."""
+    lines: list[str] = []
+    grouped = any(f"macro:{name}" in r for g in groups.values() for r in g)
+    what = "macro loss over groups" if grouped else "per-example loss"
+    specs = [(f"_per_example:{name}", 1.0, what)]
+    if any(f"acc:{name}" in r for g in groups.values() for r in g):
+        specs.append((f"_acc_per_example:{name}", -1.0, "rank accuracy (sign flipped: negative = better)"))
+    for (label, budget), rows in groups.items():
+        if label in ("base", "full") or budget == "":
+            continue
+        for ref in REFERENCES:
+            if ref == label or (ref, budget) not in groups:
+                continue
+            for key, sign, metric in specs:
+                got = _paired_matrix(rows, groups[(ref, budget)], key, sign)
+                if got is None:
+                    continue
+                D, seeds, labels = got
+                r = paired_bootstrap(D, labels, n_boot=n_boot)
+                per_seed = [macro_mean(d, labels) for d in D]
+                sd = seed_sd(per_seed)
+                mde = detectable_effect(sd, len(seeds))
+                need = seeds_needed(sd, GAP) if len(seeds) > 1 else None
+                line = verdict(f"**{label}** ({budget})", ref, r, mde, metric)
+                if need is not None:
+                    line += f"; seed SD of Δ {sd:.4f}: a {GAP} gap needs ≈{need} seeds"
+                lines.append("- " + line)
+    return lines
+
+
+def summary_markdown(rows: Sequence[dict[str, Any]], eval_names: Sequence[str], *, n_boot: int = 2000) -> str:
+    """Means with 95% intervals per label x budget, the paired verdicts, and the pre-check's fit."""
+    groups = arm_groups(rows)
+    if not groups or not eval_names:
+        return ""
+    out: list[str] = []
+    for name in eval_names:
+        metrics = [m for m in _METRICS if any(f"{m}:{name}" in r for r in rows)]
+        head = ["arm group", "budget", "seeds", "n_train", "train tokens"] + [f"{_METRICS[m]}" for m in metrics]
+        out += [f"\n### {name}: mean [95% CI] over seeds\n", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        for (label, budget), g in groups.items():
+            cells = [label, budget, str(len(g)), f"{np.mean([r['n_train'] for r in g]):,.0f}",
+                     f"{np.mean([r['train_tokens'] for r in g]):,.0f}"]
+            for m in metrics:
+                v = [float(r[f"{m}:{name}"]) for r in g if r.get(f"{m}:{name}") not in (None, "")]
+                cells.append(_ci_cell(v))
+            out.append("| " + " | ".join(cells) + " |")
+        lines = paired_lines(groups, name, n_boot=n_boot)
+        if lines:
+            out += ["", f"Paired against the references on {name} (same seeds, same held-out examples; "
+                        "bootstrap over both; Δ = method − reference, lower is better):", "", *lines]
+        fit = precheck_fit(groups, name)
+        if fit:
+            out += ["", fit]
+    return "\n".join(out) + "\n"
+
+
+def _ci_cell(v: list[float]) -> str:
+    if not v:
+        return ""
+    m, lo, hi = mean_ci(v)
+    return f"{m:.4f}" if not math.isfinite(lo) else f"{m:.4f} [{lo:.4f}, {hi:.4f}]"
+
+
+def precheck_fit(groups: dict[tuple[str, str], list[dict[str, Any]]], name: str) -> str:
+    """How well each pre-check column (coverage, flagged share) ranks the arm groups as training did."""
+    from scipy.stats import spearmanr
+
+    primary = "macro" if any(f"macro:{name}" in r for g in groups.values() for r in g) else "loss"
+    cols = sorted({c for g in groups.values() for r in g for c in r if c.startswith(("cover:", "flagged:"))})
+    parts = []
+    for col in cols:
+        xs, ys = [], []
+        for (label, _), g in groups.items():
+            if label in ("base", "full"):
+                continue
+            vals = [(r[col], r[f"{primary}:{name}"]) for r in g if col in r and f"{primary}:{name}" in r]
+            if vals:
+                xs.append(np.mean([v for v, _ in vals]) * (-1 if col.startswith("flagged:") else 1))
+                ys.append(-np.mean([y for _, y in vals]))
+        if len(xs) >= 3 and len(set(xs)) > 1:
+            rho = spearmanr(xs, ys).statistic
+            parts.append(f"{col} {rho:+.2f}")
+    if not parts:
+        return ""
+    return (f"Pre-check vs trained {primary} loss on {name} (Spearman over arm groups, +1 = the pre-check "
+            f"ranks them exactly as training did): " + ", ".join(parts) + ".")
+
+
+__all__ = ["arm_groups", "paired_lines", "precheck_fit", "summary_markdown"]
