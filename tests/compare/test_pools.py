@@ -27,6 +27,7 @@ def t0_like(tmp_path: Path) -> Path:
             recs.append({"instruction": f"Template {t} asks question {i}.", "input": "",
                          "output": answer + "<|endoftext|>", "task": task, "template": f"tpl{t}"})
     recs.append(dict(recs[30], template="tpl0", task="A"))  # an exact repeat across templates
+    recs.append(dict(recs[31], output="<|endoftext|>"))  # an answer that is only the end marker
     p = tmp_path / "t0.jsonl"
     p.write_text("".join(json.dumps(r) + "\n" for r in recs))
     return p
@@ -43,7 +44,8 @@ def test_task_mixture_is_skewed_balanced_disjoint_and_labelled(t0_like, tmp_path
     assert {r["task"] for r in pool} == set("ABCD")  # unseen templates never take a task away
     texts = {normalised_text(r) for r in pool}
     assert not texts & {normalised_text(r) for r in seen + unseen}
-    assert info["counts"]["duplicates_dropped"] == 1
+    assert info["counts"]["duplicates_dropped"] == 1 and info["counts"]["empty_dropped"] == 1
+    assert all(r["output"].strip() for r in pool + seen + unseen)
     assert not any(r["output"].endswith("<|endoftext|>") for r in pool + seen + unseen)
     yes_no = [r for r in seen if r["template"] in ("tpl0", "tpl3", "tpl6", "tpl9")]
     assert yes_no and all(r["choices"] == ["no", "yes"] for r in yes_no)

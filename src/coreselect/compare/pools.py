@@ -114,9 +114,12 @@ def task_mixture(source: str | Path, out_dir: str | Path, *, seed: int = 0, head
     rng = random.Random(seed)
     by_group: dict[str, list[dict[str, Any]]] = defaultdict(list)
     seen_text: set[str] = set()
-    dropped_dupes = 0
+    dropped_dupes = dropped_empty = 0
     for r in records:
         r["output"] = _EOT.sub("", r["output"])
+        if not r["output"].strip():  # an answer that was only the end-of-text marker
+            dropped_empty += 1
+            continue
         h = _digest(normalised_text(r))
         if h in seen_text:  # T0 repeats records across templates: keep the first only
             dropped_dupes += 1
@@ -172,6 +175,7 @@ def task_mixture(source: str | Path, out_dir: str | Path, *, seed: int = 0, head
         "counts": {"pool": len(pool), "eval-seen": len(held), "eval-unseen": len(held_unseen),
                    "groups_in_pool": len(counts), "groups_unseen": len(unseen),
                    "tasks_in_pool": len({r["task"] for r in pool}), "duplicates_dropped": dropped_dupes,
+                   "empty_dropped": dropped_empty,
                    "groups_with_choices": sum(len(answers[g]) <= max_choices for g in groups)},
         "pool_per_group": dict(sorted(counts.items(), key=lambda kv: -kv[1])),
         "unseen_groups": sorted(unseen),
