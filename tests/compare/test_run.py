@@ -218,3 +218,22 @@ def test_compare_task_mixture_preset_shape(tiny_model: Path, tmp_path: Path) -> 
     assert all("95% CI" in v and "seeds" in v for v in verdicts)
     assert "Pre-check vs trained macro loss on seen" in md
     assert "balanced-group (oracle)" in md
+
+
+def test_random_curve_arms_and_random_equivalent_size(tmp_path: Path) -> None:
+    from coreselect.compare.report import results_markdown
+
+    base = {"pool": "p.jsonl", "eval": ["e.jsonl"]}
+    cfg = parse_config({**base, "methods": ["kcenter"], "budgets": [100], "seeds": [0, 1], "baselines": ["random"],
+                        "random_curve": [50, 100, 400], "evaluation": {"base": False}}, tmp_path)
+    names = [a.name for a in plan_arms(cfg)]
+    assert names.count("random-n100-s0") == 1 and "random-n50-s1" in names and "random-n400-s0" in names
+    with pytest.raises(ConfigError, match="random_curve"):
+        parse_config({**base, "random_curve": [0]}, tmp_path)
+    rows = [{"arm": f"{m}-{n}-s{s}", "method": m, "label": m, "budget": n, "seed": s, "n_train": n,
+             "train_tokens": n, "train_seconds": 1.0, "loss:held": loss}
+            for s in (0, 1) for m, n, loss in [("random", 50, 2.0), ("random", 100, 1.8), ("random", 400, 1.6),
+                                               ("kcenter", 100, 1.7)]]
+    md = results_markdown(rows, ["held"])
+    # 1.7 lies halfway between random's 1.8 (100 records) and 1.6 (400) in log size: 200 records
+    assert "kcenter (n=100) ≈ 200 (2.00x its 100)" in md

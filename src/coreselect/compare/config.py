@@ -95,6 +95,9 @@ class ExperimentConfig:
     #: label columns each pick is scored on before any training (coverage; the share of flagged
     #: records for a column like ``corruption``); never given to a selector
     labels: list[str] = field(default_factory=list)
+    #: extra random arms at these budgets (a learning curve): each method then gets the random
+    #: pick size that matches its loss ("random-equivalent size")
+    random_curve: list[float | int] = field(default_factory=list)
 
     def selector_for(self, method: MethodSpec) -> SelectJob:
         """The select job of ``method``'s arms: the shared ``selector:`` with its overrides."""
@@ -209,6 +212,15 @@ def _build(value: Any, base: Path) -> BuildSpec | None:
     return BuildSpec(kind, _path(source, base), d)
 
 
+def _budgets(where: str, value: Any) -> list[float | int]:
+    budgets = value if isinstance(value, list) else [value]
+    for b in budgets:
+        ok = (isinstance(b, float) and 0 < b <= 1) or (isinstance(b, int) and not isinstance(b, bool) and b >= 1)
+        if not ok:
+            raise ConfigError(f"{where}: {b!r} is neither a ratio in (0, 1] nor a count >= 1")
+    return list(budgets)
+
+
 def _baselines(value: Any) -> list[str]:
     out = []
     for b in value or []:
@@ -223,7 +235,7 @@ def parse_config(raw: Any, base: Path, source: str = "") -> ExperimentConfig:
     """Validate a loaded YAML mapping; ``base`` is the folder relative paths start from."""
     d = as_mapping(source or "config", raw)
     known = ["pool", "eval", "selector", "trainee", "methods", "budgets", "seeds", "baselines", "evaluation",
-             "build", "labels"]
+             "build", "labels", "random_curve"]
     check_keys(source or "config", d, known)
     if "pool" not in d:
         raise ConfigError(f"{source}: 'pool' is required")
@@ -240,12 +252,8 @@ def parse_config(raw: Any, base: Path, source: str = "") -> ExperimentConfig:
     selector = from_mapping(SelectJob, d.get("selector"), "selector", only=SELECTOR_FIELDS)
     trainee = from_mapping(TrainConfig, d.get("trainee"), "trainee")
     methods = _methods(d.get("methods", [DEFAULT_METHOD]))
-    budgets = d.get("budgets", [0.15])
-    budgets = budgets if isinstance(budgets, list) else [budgets]
-    for b in budgets:
-        ok = (isinstance(b, float) and 0 < b <= 1) or (isinstance(b, int) and not isinstance(b, bool) and b >= 1)
-        if not ok:
-            raise ConfigError(f"budgets: {b!r} is neither a ratio in (0, 1] nor a count >= 1")
+    budgets = _budgets("budgets", d.get("budgets", [0.15]))
+    curve = _budgets("random_curve", d.get("random_curve", []))
     seeds = d.get("seeds", [0])
     seeds = [_int("seeds", s) for s in (seeds if isinstance(seeds, list) else [seeds])]
     baselines = _baselines(d.get("baselines", ["random", "full"]))
@@ -257,7 +265,7 @@ def parse_config(raw: Any, base: Path, source: str = "") -> ExperimentConfig:
     if not methods and not baselines:
         raise ConfigError("nothing to compare: no methods and no baselines")
     return ExperimentConfig(pool, evals, selector, trainee, methods, budgets, seeds, list(baselines),
-                            evaluation, source, build, list(labels))
+                            evaluation, source, build, list(labels), curve)
 
 
 def load_config(path: str | Path) -> ExperimentConfig:

@@ -76,6 +76,10 @@ def plan_arms(cfg: ExperimentConfig) -> list[Arm]:
                     label = f"balanced-{col} (oracle)"
                     arms.append(Arm(f"balanced-{_safe(col)}-{_budget_label(budget)}-s{seed}", "balanced", budget,
                                     seed, label=label, oracle_column=col))
+    for seed in cfg.seeds:
+        for budget in cfg.random_curve:
+            if budget not in cfg.budgets:
+                arms.append(Arm(f"random-{_budget_label(budget)}-s{seed}", "random", budget, seed, label="random"))
     if cfg.evaluation.base:
         arms.append(Arm("base", "base", None, 0, label="base"))
     if "full" in cfg.baselines:
@@ -117,7 +121,8 @@ def run_experiment(cfg: ExperimentConfig, out_dir: str | Path, *, progress: bool
         "eval": [asdict(e) for e in cfg.eval], "selector": selector_json(cfg.selector),
         "trainee": {**asdict(cfg.trainee), "lora_targets": list(cfg.trainee.lora_targets)},
         "methods": [asdict(m) for m in cfg.methods], "budgets": cfg.budgets, "seeds": cfg.seeds,
-        "baselines": cfg.baselines, "labels": cfg.labels, "evaluation": asdict(cfg.evaluation)})
+        "baselines": cfg.baselines, "labels": cfg.labels, "random_curve": cfg.random_curve,
+        "evaluation": asdict(cfg.evaluation)})
     arms = plan_arms(cfg)
     log.info("compare: %d arms (%s), pool %d records, eval %s", len(arms), ", ".join(a.name for a in arms),
              len(pool), ", ".join(f"{n} ({len(d)})" for n, d in evals.items()))

@@ -118,6 +118,9 @@ def summary_markdown(rows: Sequence[dict[str, Any]], eval_names: Sequence[str], 
         fit = precheck_fit(groups, name)
         if fit:
             out += ["", fit]
+        eq = random_equivalent(groups, name)
+        if eq:
+            out += ["", eq]
     return "\n".join(out) + "\n"
 
 
@@ -153,4 +156,48 @@ def precheck_fit(groups: dict[tuple[str, str], list[dict[str, Any]]], name: str)
             f"ranks them exactly as training did): " + ", ".join(parts) + ".")
 
 
-__all__ = ["arm_groups", "paired_lines", "precheck_fit", "summary_markdown"]
+def random_equivalent(groups: dict[tuple[str, str], list[dict[str, Any]]], name: str) -> str:
+    """The random pick size whose loss each method's mean loss matches, on random's learning curve
+    (random arms at several sizes, the full pool as its last point), interpolated in log size."""
+    primary = "macro" if any(f"macro:{name}" in r for g in groups.values() for r in g) else "loss"
+    key = f"{primary}:{name}"
+
+    def point(g: list[dict[str, Any]]) -> tuple[float, float] | None:
+        v = [float(r[key]) for r in g if r.get(key) not in (None, "")]
+        return (float(np.mean([r["n_train"] for r in g])), float(np.mean(v))) if v else None
+
+    curve = sorted(p for (label, _), g in groups.items() if label in ("random", "full") and (p := point(g)))
+    if len(curve) < 2:
+        return ""
+    parts = []
+    for (label, budget), g in groups.items():
+        if label in ("random", "full", "base") or (p := point(g)) is None:
+            continue
+        n, loss = p
+        eq = _interpolate(curve, loss)
+        text = (f"< {curve[0][0]:,.0f}" if eq == -math.inf else f"> {curve[-1][0]:,.0f}" if eq == math.inf
+                else f"≈ {eq:,.0f} ({eq / n:.2f}x its {n:,.0f})")
+        parts.append(f"{label} ({budget}) {text}")
+    if not parts:
+        return ""
+    sizes = ", ".join(f"{n:,.0f}" for n, _ in curve)
+    return (f"Random-equivalent size on {name} ({primary} loss; random's curve at {sizes} records, "
+            f"log-linear between points): " + "; ".join(parts) + ".")
+
+
+def _interpolate(curve: list[tuple[float, float]], loss: float) -> float:
+    """The size at which the (size, loss) curve reaches ``loss``; +-inf beyond its ends.
+
+    >>> _interpolate([(100, 2.0), (1000, 1.0)], 1.5)
+    316.22776601683796
+    """
+    if loss > curve[0][1]:
+        return -math.inf
+    for (n0, l0), (n1, l1) in zip(curve, curve[1:]):
+        if min(l0, l1) <= loss <= max(l0, l1) and l0 != l1:
+            t = (l0 - loss) / (l0 - l1)
+            return float(math.exp(math.log(n0) + t * (math.log(n1) - math.log(n0))))
+    return math.inf
+
+
+__all__ = ["arm_groups", "paired_lines", "precheck_fit", "random_equivalent", "summary_markdown"]
