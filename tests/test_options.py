@@ -147,12 +147,11 @@ def test_compare_stage_keys_are_unchanged() -> None:
     """The select and train stage keys hash the selector and trainee options as the first version
     did (names, values, ``epochs: 1`` an int), so the runs of examples/cpu_small.yaml stay cached."""
     import hashlib
-    from dataclasses import asdict
 
-    from coreselect.compare.config import load_config, selector_json
+    from coreselect.compare.config import load_config, selector_json, trainee_json
 
     cfg = load_config(Path(__file__).resolve().parents[1] / "examples" / "cpu_small.yaml")
-    trainee = {**asdict(cfg.trainee), "progress": None, "lora_targets": list(cfg.trainee.lora_targets)}
+    trainee = trainee_json(cfg.trainee)
     blob = json.dumps([selector_json(cfg.selector), trainee], sort_keys=True, default=str)
     assert hashlib.sha256(blob.encode()).hexdigest()[:20] == "571934a82420efe5adb6"  # computed before issue 12
 
@@ -167,3 +166,29 @@ def test_cli_flags_and_errors(capsys: pytest.CaptureFixture[str]) -> None:
     assert capsys.readouterr().err.strip() == "coreselect: error: --max-length must be at least 8, got 4"
     assert main(["-q", "select", "--n", "1", "--param", "oops"]) == 2
     assert capsys.readouterr().err.strip() == "coreselect: error: --param expects KEY=VALUE, got 'oops'"
+
+
+def test_scores_dedup_and_token_budget_are_settable_everywhere(tmp_path: Path, stop_at_select: None) -> None:
+    from coreselect.features.config import FeatureConfig
+    from coreselect.job import SelectJob
+    from coreselect.options import from_mapping
+
+    job = _select_job(["--scores", "ifd", "--dedup", "0.95", "--budget-tokens", "5000"])
+    assert (job.features.scores, job.dedup, job.budget_tokens) == (("ifd",), 0.95, 5000)
+    assert from_mapping(FeatureConfig, {"scores": ["ifd"]}, "s").scores == ("ifd",)
+    assert from_mapping(SelectJob, {"dedup": 0.9, "budget_tokens": 100}, "s").dedup == 0.9
+    # a method that reads scores turns them on; the library, CLI and YAML agree
+    assert _select_job(["--method", "quality-fl"]).features.scores == ("ifd",)
+    assert SelectJob(method="ifd").features == from_mapping(SelectJob, {}, "s", method="ifd").features
+    # the budget alone is enough; --ratio/--n are no longer required by argparse
+    with pytest.raises(_Handed):
+        main(["-q", "select", "--budget-tokens", "100"])
+
+
+def test_bad_dedup_and_budget_values_are_one_line(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    for argv, message in ((["--n", "1", "--dedup", "1.5"], "--dedup must be at most 1, got 1.5"),
+                          (["--n", "1", "--dedup", "0"], "--dedup must be positive, got 0.0"),
+                          (["--n", "1", "--budget-tokens", "0"], "--budget-tokens must be positive, got 0"),
+                          ([str(_data(tmp_path))], "give --ratio, --n or --budget-tokens")):
+        assert main(["-q", "select", *argv]) == 2
+        assert capsys.readouterr().err.strip() == f"coreselect: error: {message}"

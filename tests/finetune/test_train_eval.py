@@ -92,3 +92,17 @@ def test_tasks_need_lm_eval(tiny_model: Path, alpaca_file: Path, capsys: pytest.
     rc = main(["evaluate", str(tiny_model), "--data", str(alpaca_file), "--tasks", "hellaswag"])
     err = capsys.readouterr().err.strip()
     assert rc == 2 and len(err.splitlines()) == 1 and "coreselect[eval]" in err
+
+
+def test_validation_split_keeps_the_best_epoch(tiny_model: Path, alpaca_file: Path, tmp_path: Path) -> None:
+    """--val-share scores every epoch on held-out training rows and keeps the best epoch's weights."""
+    res = train(alpaca_file, tmp_path / "a", TrainConfig(model=str(tiny_model), epochs=3, batch_size=8,
+                                                         max_length=128, val_share=0.25, lr=5e-3, progress=False))
+    v = res.manifest["train"]["validation"]
+    assert v["rows"] == 6 and res.manifest["data"]["rows"] == 24  # 18 rows trained on, 6 scored
+    assert [h["epoch"] for h in v["history"]] == [1.0, 2.0, 3.0]
+    best = min(v["history"], key=lambda h: h["loss"])
+    assert v["best_step"] == best["step"] and v["best_loss"] == pytest.approx(best["loss"], abs=1e-5)
+    assert not list((tmp_path / "a").glob("checkpoint-*"))
+    with pytest.raises(ConfigError, match="--early-stopping.*needs --val-share"):
+        TrainConfig(early_stopping=2)

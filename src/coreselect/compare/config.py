@@ -127,6 +127,25 @@ def selector_json(job: SelectJob) -> dict[str, Any]:
     return d
 
 
+#: trainee options added after the first version: hashed only when set, so earlier runs stay cached
+_LATER_TRAINEE_OPTIONS = {"val_share": 0.0, "early_stopping": 0}
+
+
+def trainee_json(tc: TrainConfig) -> dict[str, Any]:
+    """The ``trainee:`` options as ``compare`` records and hashes them (train-stage keys).
+
+    >>> "val_share" in trainee_json(TrainConfig()), trainee_json(TrainConfig(val_share=0.1))["val_share"]
+    (False, 0.1)
+    """
+    from dataclasses import asdict
+
+    d = {**asdict(tc), "progress": None, "lora_targets": list(tc.lora_targets)}
+    for k, default in _LATER_TRAINEE_OPTIONS.items():
+        if d.get(k) == default:
+            d.pop(k, None)
+    return d
+
+
 def selector_mapping(job: SelectJob) -> dict[str, Any]:
     """The ``selector:`` keys of ``job`` (every feature option), for merging per-method overrides."""
     f = job.features
@@ -283,4 +302,4 @@ def load_config(path: str | Path) -> ExperimentConfig:
 
 
 __all__ = ["BUILD_PREFIX", "BUILT_FILES", "SELECTOR_FIELDS", "BuildSpec", "DataSlice", "ExperimentConfig", "MethodSpec", "load_config", "parse_config",
-           "selector_json"]
+           "selector_json", "trainee_json"]

@@ -30,7 +30,7 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
-from coreselect.compare.config import BUILD_PREFIX, DataSlice, ExperimentConfig, selector_json
+from coreselect.compare.config import BUILD_PREFIX, DataSlice, ExperimentConfig, selector_json, trainee_json
 from coreselect.compare.stages import (
     Arm,
     check_disjoint,
@@ -119,7 +119,7 @@ def run_experiment(cfg: ExperimentConfig, out_dir: str | Path, *, progress: bool
     write_json(root / "config.json", {
         "source": cfg.source, "build": asdict(cfg.build) if cfg.build else None, "pool": asdict(cfg.pool),
         "eval": [asdict(e) for e in cfg.eval], "selector": selector_json(cfg.selector),
-        "trainee": {**asdict(cfg.trainee), "lora_targets": list(cfg.trainee.lora_targets)},
+        "trainee": trainee_json(cfg.trainee),
         "methods": [asdict(m) for m in cfg.methods], "budgets": cfg.budgets, "seeds": cfg.seeds,
         "baselines": cfg.baselines, "labels": cfg.labels, "random_curve": cfg.random_curve,
         "evaluation": asdict(cfg.evaluation)})

@@ -15,13 +15,13 @@ import math
 import time
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from coreselect.compare.config import DataSlice, ExperimentConfig, MethodSpec, selector_json
+from coreselect.compare.config import DataSlice, ExperimentConfig, MethodSpec, selector_json, trainee_json
 from coreselect.data import Dataset, load_dataset
 from coreselect.errors import ConfigError, DataError
 from coreselect.output import atomic_write_bytes, subset_bytes
@@ -212,8 +212,7 @@ def train_stage(cfg: ExperimentConfig, arm: Arm, select_key: str, root: Path, pr
 
     tc = cfg.trainee
     # what "auto" means depends on the machine (and on measurements), so the key holds the result
-    tc_json = {**asdict(tc), "progress": None, "lora_targets": list(tc.lora_targets),
-               "precision": resolve_precision(tc.precision)}
+    tc_json = {**trainee_json(tc), "precision": resolve_precision(tc.precision)}
     key = stage_key("train", select_key, tc_json, arm.seed)
     arm_dir = root / "arms" / arm.name
     marker = arm_dir / "train.json"

@@ -58,6 +58,12 @@ class TrainConfig:
     activation_checkpointing: bool = option(
         False, help="recompute activations in the backward pass: less memory, slower steps")
     logging_steps: int = option(5, minimum=1, help="log the loss every this many steps")
+    val_share: float = option(
+        0.0, minimum=0, maximum=0.5,
+        help="share of the training rows held out (seeded) to score every epoch; the best epoch's weights are "
+             "kept (train to convergence: set --epochs as a ceiling); 0: train on every row, keep the last epoch")
+    early_stopping: int = option(
+        0, minimum=0, help="with --val-share: stop after this many epochs without a better held-out loss (0: never)")
     progress: bool = option(True, yaml=False, help="show a progress bar", off_help="no progress bar")
     trust_remote_code: bool = option(False, help="allow model code from the model folder/hub to run")
 
@@ -68,6 +74,10 @@ class TrainConfig:
             self.lora_alpha = 2 * self.lora_r
         self.lora_targets = tuple(self.lora_targets)
         check(self)
+        if self.early_stopping and not self.val_share:
+            from coreselect.options import OptionError
+
+            raise OptionError("early_stopping", "--early-stopping", "needs --val-share (rows to score epochs on)")
 
     def check(self) -> None:
         """Raise :class:`~coreselect.options.OptionError` for out-of-range values (also run when made)."""

@@ -192,10 +192,31 @@ def train(data: str | os.PathLike[str] | Dataset, output: str | os.PathLike[str]
     return TrainResult(out, manifest)
 
 
+def split_rows(rows: list[dict[str, Any]], share: float, seed: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """``(train, validation)``: a seeded ``share`` of ``rows`` (at least one row each) held out.
+
+    >>> tr, va = split_rows([{"i": i} for i in range(10)], 0.2, seed=0)
+    >>> len(tr), len(va), sorted(r["i"] for r in tr + va) == list(range(10))
+    (8, 2, True)
+    """
+    import random
+
+    if not share:
+        return rows, []
+    if len(rows) < 2:
+        raise ConfigError(f"--val-share needs at least 2 training rows, got {len(rows)}")
+    order = list(range(len(rows)))
+    random.Random(seed).shuffle(order)
+    n_val = min(len(rows) - 1, max(1, round(share * len(rows))))
+    held = set(order[:n_val])
+    return [r for i, r in enumerate(rows) if i not in held], [rows[i] for i in sorted(held)]
+
+
 def _build_trainer(model: Any, tok: Any, enc: Encoded, config: TrainConfig, precision: str,
                    workdir: Path) -> tuple[Any, dict[str, Any] | None]:
     import datasets
     import torch
+    from transformers import EarlyStoppingCallback
     from trl import SFTConfig
 
     from coreselect.finetune.trainer import ResponseOnlySFTTrainer
@@ -213,7 +234,13 @@ def _build_trainer(model: Any, tok: Any, enc: Encoded, config: TrainConfig, prec
                                  target_modules=targets, task_type="CAUSAL_LM")
         lora_info = {"r": config.lora_r, "alpha": config.lora_alpha, "dropout": config.lora_dropout,
                      "targets": targets}
-    train_ds = datasets.Dataset.from_list(enc.rows)
+    train_rows, val_rows = split_rows(enc.rows, config.val_share, config.seed)
+    train_ds = datasets.Dataset.from_list(train_rows)
+    val_ds = datasets.Dataset.from_list(val_rows) if val_rows else None
+    # with validation rows: score every epoch, keep the best epoch's weights (and stop early if asked)
+    best = {"eval_strategy": "epoch", "save_strategy": "epoch", "load_best_model_at_end": True,
+            "metric_for_best_model": "eval_loss", "greater_is_better": False, "save_total_limit": 2,
+            "per_device_eval_batch_size": config.batch_size} if val_ds is not None else {"save_strategy": "no"}
     use_cpu = not torch.cuda.is_available()
     args = SFTConfig(
         output_dir=str(workdir), num_train_epochs=config.epochs, max_steps=config.max_steps,
@@ -222,13 +249,14 @@ def _build_trainer(model: Any, tok: Any, enc: Encoded, config: TrainConfig, prec
         lr_scheduler_type="cosine", seed=config.seed, data_seed=config.seed,
         bf16=precision == "bf16", use_cpu=use_cpu, max_length=None, packing=False,
         train_sampling_strategy="group_by_length" if config.group_by_length else "random",
-        length_column_name="length", logging_steps=config.logging_steps, save_strategy="no",
+        length_column_name="length", logging_steps=config.logging_steps, **best,
         report_to="none", disable_tqdm=not config.progress, dataloader_num_workers=0,
         remove_unused_columns=True, prediction_loss_only=True,
         activation_checkpointing=config.activation_checkpointing,
     )
-    trainer = ResponseOnlySFTTrainer(model=model, args=args, train_dataset=train_ds, processing_class=tok,
-                                     peft_config=peft_config)
+    callbacks = [EarlyStoppingCallback(config.early_stopping)] if val_ds is not None and config.early_stopping else []
+    trainer = ResponseOnlySFTTrainer(model=model, args=args, train_dataset=train_ds, eval_dataset=val_ds,
+                                     processing_class=tok, peft_config=peft_config, callbacks=callbacks)
     return trainer, lora_info
 
 
@@ -236,6 +264,8 @@ def _manifest(ds: Dataset, spec: Any, config: TrainConfig, precision: str, enc: 
               stats: Any, seconds: float, load_seconds: float, lora_info: dict[str, Any] | None) -> dict[str, Any]:
     tokens = int(trainer.tokens_seen_)
     history = [h for h in trainer.state.log_history if "loss" in h]
+    evals = [{"epoch": round(float(h["epoch"]), 4), "step": h["step"], "loss": round(float(h["eval_loss"]), 6)}
+             for h in trainer.state.log_history if "eval_loss" in h]
     cfg = asdict(config)
     cfg["lora_targets"] = list(config.lora_targets)
     return {
@@ -256,8 +286,16 @@ def _manifest(ds: Dataset, spec: Any, config: TrainConfig, precision: str, enc: 
                   "seconds": round(seconds, 3), "load_seconds": round(load_seconds, 3),
                   "tokens_per_second": round(tokens / seconds, 2) if seconds > 0 else None,
                   "final_loss": round(float(stats.training_loss), 6) if stats is not None else None,
-                  "loss_history": [{"step": h["step"], "loss": h["loss"]} for h in history]},
+                  "loss_history": [{"step": h["step"], "loss": h["loss"]} for h in history],
+                  "validation": {"rows": len(trainer.eval_dataset), "history": evals,
+                                 "best_step": _best_step(trainer.state.best_model_checkpoint),
+                                 "best_loss": trainer.state.best_metric} if evals else None},
     }
+
+
+def _best_step(checkpoint: str | None) -> int | None:
+    """The step of ``.../checkpoint-<step>`` (the epoch whose weights were kept)."""
+    return int(checkpoint.rsplit("-", 1)[-1]) if checkpoint else None
 
 
 def is_trained_folder(path: str | os.PathLike[str]) -> bool:
@@ -266,4 +304,4 @@ def is_trained_folder(path: str | os.PathLike[str]) -> bool:
 
 
 __all__ = ["MANIFEST", "Encoded", "TrainConfig", "TrainResult", "encode_examples", "is_trained_folder",
-           "prompt_format", "resolve_precision", "train"]
+           "prompt_format", "resolve_precision", "split_rows", "train"]
