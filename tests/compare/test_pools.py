@@ -89,3 +89,18 @@ def test_cli_pool_and_bad_options(t0_like, tmp_path, capsys):
     before = own.read_bytes()
     assert main(["pool", "task-mixture", str(own), "-o", str(own.parent)]) == 2
     assert "is the input" in capsys.readouterr().err and own.read_bytes() == before
+
+
+def test_task_mixture_max_chars_drops_long_records_and_thin_templates(t0_like, tmp_path):
+    import json as _json
+
+    recs = [_json.loads(line) for line in t0_like.read_text().splitlines()]
+    for r in recs:
+        if r["template"] == "tpl5":
+            r["instruction"] += " " + "long context " * 20  # every record of tpl5 too long
+    t0_like.write_text("".join(_json.dumps(r) + "\n" for r in recs))
+    info = task_mixture(t0_like, tmp_path / "o", seed=0, head=10, eval_per_group=2, unseen_share=0.0,
+                        max_chars=120)
+    pool = _read(info["paths"]["pool"])
+    assert info["counts"]["long_dropped"] == 30 and "B/tpl5" not in {r["group"] for r in pool} and "B/tpl1" in {r["group"] for r in pool}
+    assert all(len(r["instruction"]) + len(r["output"]) <= 120 for r in pool)

@@ -88,7 +88,7 @@ def _source(path: str | Path, columns: Sequence[str]) -> tuple[Dataset, list[dic
 
 def task_mixture(source: str | Path, out_dir: str | Path, *, seed: int = 0, head: int = 200, alpha: float = 1.0,
                  floor: int = 2, eval_per_group: int = 4, unseen_share: float = 0.1,
-                 max_choices: int = 10) -> dict[str, Any]:
+                 max_choices: int = 10, max_chars: int | None = None) -> dict[str, Any]:
     """Build a template-skewed pool, a balanced held-out set and an unseen-templates set.
 
     Parameters
@@ -102,6 +102,9 @@ def task_mixture(source: str | Path, out_dir: str | Path, *, seed: int = 0, head
     unseen_share : share of templates kept out of the pool (taken only from tasks with two or
         more templates, so that every task stays in the pool).
     max_choices : templates with at most this many distinct answers get ``choices``.
+    max_chars : drop records whose instruction + answer are longer (so that a trainee with a short
+        context sees every record whole); a template left with fewer than ``eval_per_group + floor``
+        records is dropped.
     """
     if not 0 <= unseen_share < 1:
         raise ConfigError(f"--unseen-share must be in [0, 1), got {unseen_share}")
@@ -114,11 +117,14 @@ def task_mixture(source: str | Path, out_dir: str | Path, *, seed: int = 0, head
     rng = random.Random(seed)
     by_group: dict[str, list[dict[str, Any]]] = defaultdict(list)
     seen_text: set[str] = set()
-    dropped_dupes = dropped_empty = 0
+    dropped_dupes = dropped_empty = dropped_long = 0
     for r in records:
         r["output"] = _EOT.sub("", r["output"])
         if not r["output"].strip():  # an answer that was only the end-of-text marker
             dropped_empty += 1
+            continue
+        if max_chars is not None and len(r["instruction"]) + len(r["input"]) + len(r["output"]) > max_chars:
+            dropped_long += 1
             continue
         h = _digest(normalised_text(r))
         if h in seen_text:  # T0 repeats records across templates: keep the first only
@@ -127,6 +133,8 @@ def task_mixture(source: str | Path, out_dir: str | Path, *, seed: int = 0, head
         seen_text.add(h)
         r["group"] = f"{r['task']}/{r['template']}"
         by_group[r["group"]].append(r)
+    if max_chars is not None:  # templates with too few records left to both hold out and pool
+        by_group = defaultdict(list, {g: rs for g, rs in by_group.items() if len(rs) >= eval_per_group + floor})
     answers = {g: sorted({r["output"] for r in rs}) for g, rs in by_group.items()}
     groups = sorted(by_group)
     rng.shuffle(groups)
@@ -171,11 +179,11 @@ def task_mixture(source: str | Path, out_dir: str | Path, *, seed: int = 0, head
     info = {
         "builder": "task-mixture", "source": str(src), "source_fingerprint": ds.fingerprint,
         "params": {"seed": seed, "head": head, "alpha": alpha, "floor": floor, "eval_per_group": eval_per_group,
-                   "unseen_share": unseen_share, "max_choices": max_choices},
+                   "unseen_share": unseen_share, "max_choices": max_choices, "max_chars": max_chars},
         "counts": {"pool": len(pool), "eval-seen": len(held), "eval-unseen": len(held_unseen),
                    "groups_in_pool": len(counts), "groups_unseen": len(unseen),
                    "tasks_in_pool": len({r["task"] for r in pool}), "duplicates_dropped": dropped_dupes,
-                   "empty_dropped": dropped_empty,
+                   "empty_dropped": dropped_empty, "long_dropped": dropped_long,
                    "groups_with_choices": sum(len(answers[g]) <= max_choices for g in groups)},
         "pool_per_group": dict(sorted(counts.items(), key=lambda kv: -kv[1])),
         "unseen_groups": sorted(unseen),
