@@ -7,6 +7,11 @@ from pathlib import Path
 
 import pytest
 
+#: Under ``--doctest-modules`` pytest also imports every ``conftest.py`` as a test module named
+#: ``conftest``; the folders' conftests share that name, so one loaded just before (tests/compare
+#: sorts before this file) makes that import an "import file mismatch". They hold no doctests.
+collect_ignore_glob = ["conftest.py", "*/conftest.py"]
+
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 

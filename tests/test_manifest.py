@@ -31,7 +31,7 @@ def test_score_reproduces_the_manifest(method: str, normalize: str, tmp_path: Pa
                  *TINY_ARGS]) == 0
     capsys.readouterr()
     manifest = out.with_name("core.jsonl.manifest.json")
-    assert main(["-q", "score", str(manifest)]) == 0
+    assert main(["-q", "score", str(manifest), "--json"]) == 0
     rescored = json.loads(capsys.readouterr().out)
     assert rescored["coverage"] == json.loads(manifest.read_text())["scores"]["coverage"]
 
@@ -56,6 +56,12 @@ def test_manifest_round_trip_and_old_manifests(tmp_path: Path) -> None:
     assert list(m.to_json()) == list(old)
     m2 = SelectionManifest.from_json({**old, "features": {**old["features"], "score_normalize": "l2"}})
     assert m2.features.scored_with == "l2"
+    # a token budget and a dedup (issue 15) round-trip; without them no key is added
+    new = {**old, "budget": {**old["budget"], "tokens": 500, "picked_tokens": 480},
+           "dedup": {"threshold": 0.95, "removed": 3}}
+    m3 = SelectionManifest.from_json(new)
+    assert (m3.budget.tokens, m3.budget.picked_tokens, m3.dedup["removed"]) == (500, 480, 3)
+    assert m3.to_json()["budget"] == new["budget"] and m3.to_json()["dedup"] == new["dedup"]
 
 
 @pytest.mark.parametrize("text,pattern", [

@@ -3,8 +3,14 @@ language model's own neural activations (MADS), then prove the pick was worth it
 
 Library use::
 
-    from coreselect import SelectJob, run_select
+    import coreselect
+    result = coreselect.select(ds, ratio=0.15)   # a datasets.Dataset, a DataFrame, a list of dicts, a path
+    core = result.subset                          # the picks, in the type given: ds.select(result.indices)
+
+    from coreselect import SelectJob, run_select  # the CLI's job, files in and out
     result = run_select(SelectJob(data="train.jsonl", ratio=0.15, output="core.jsonl"))
+
+    feats = coreselect.load_features("core.jsonl.manifest.json")  # the feature matrix, picks, labels
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ __version__ = "0.1.0"
 # speed (docs/performance.md). Read when oneDNN first runs, so it is set before torch is used.
 os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "64")
 
-__all__ = ["SelectJob", "SelectResult", "__version__", "run_select"]
+__all__ = ["Features", "SelectJob", "SelectResult", "Selection", "__version__", "load_features", "run_select", "select"]
 
 
 def __getattr__(name: str):  # lazy: importing coreselect stays cheap (no torch)
@@ -27,6 +33,14 @@ def __getattr__(name: str):  # lazy: importing coreselect stays cheap (no torch)
         from coreselect.job import SelectJob
 
         return SelectJob
+    if name in {"select", "Selection"}:
+        from coreselect import api
+
+        return getattr(api, name)
+    if name in {"load_features", "Features"}:
+        from coreselect import featureset
+
+        return getattr(featureset, name)
     if name in {"SelectResult", "run_select"}:
         from coreselect import pipeline
 

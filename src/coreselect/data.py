@@ -1,41 +1,48 @@
-"""Instruction datasets in, instruction datasets out.
+"""Instruction datasets in, instruction datasets out: records -> validated, normalised examples.
 
-Formats read (each optionally ``.gz``; JSON array or JSON Lines; Parquet):
+Record formats (the readers of :mod:`coreselect.readers` bring them from JSON Lines, JSON,
+Parquet, CSV/TSV, Arrow, ``save_to_disk`` folders and Hugging Face dataset ids;
+:func:`from_records` from lists of dicts, DataFrames and ``datasets.Dataset`` objects):
 
 * Alpaca: ``{"instruction", "input" (optional), "output"}``
 * ShareGPT: ``{"conversations": [{"from": "human"|"gpt"|"system", "value": ...}, ...]}``
 * chat messages: ``{"messages": [{"role": "user"|"assistant"|"system", "content": ...}, ...]}``
 
-Every record becomes an :class:`Example` holding normalised chat ``messages`` and the original
-record untouched, so that export (:mod:`coreselect.output`) writes back exactly what came in.
+Fields named otherwise are mapped with ``columns={"instruction": "prompt", ...}`` (coreselect's
+name -> yours); errors then name your field. Every record becomes an :class:`Example` holding
+normalised chat ``messages`` and the original record untouched, so that export
+(:mod:`coreselect.output`) writes back exactly what came in. Bad records are all found in one
+pass: :class:`~coreselect.errors.BadRecordsError` lists the first :data:`MAX_LISTED`.
 """
 
 from __future__ import annotations
 
-import gzip
+import difflib
 import hashlib
 import json
 import logging
 import os
-import zlib
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from coreselect.errors import DataError
+from coreselect.errors import BadRecordsError, ConfigError, DataError
+from coreselect.readers import Rows, _Invalid, read_rows
 
 log = logging.getLogger(__name__)
 
 Format = Literal["alpaca", "sharegpt", "messages"]
-Container = Literal["jsonl", "json", "parquet"]
+#: Where the records came from (see :mod:`coreselect.readers`); ``memory`` for in-memory records.
+Container = Literal["jsonl", "json", "parquet", "csv", "tsv", "arrow", "disk", "hub", "memory"]
+#: How many bad records one error lists (all are counted).
+MAX_LISTED = 20
+#: The record fields ``columns=`` can map to a differently named field.
+FIELDS = ("instruction", "input", "output", "system", "conversations", "messages")
 
 _SHAREGPT_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant",
                    "system": "system", "chatgpt": "assistant", "bing": "assistant", "bard": "assistant"}
 _CHAT_ROLES = {"user", "assistant", "system"}
-
-
-class _Invalid(str):
-    """Stands in for a record that failed to parse (``on_error="skip"``); holds the reason."""
 
 
 @dataclass(frozen=True)
@@ -45,7 +52,8 @@ class Example:
     ``index`` is its row among the valid examples (the row of its features); ``source_index``
     its 0-based position among all records of the file (skipped ones included); ``messages`` a
     tuple of ``(role, content)`` with roles ``system``, ``user`` and ``assistant``; ``record``
-    the original record; ``line`` its 1-based line in the file (row number for Parquet).
+    the original record; ``line`` its 1-based line in the file (row number for Parquet, Arrow,
+    hub and in-memory records).
     """
 
     index: int
@@ -67,7 +75,7 @@ class Example:
 
 @dataclass
 class Dataset:
-    """Examples read from one file, with what is needed to write a subset back."""
+    """Examples read from one source, with what is needed to write a subset back."""
 
     path: Path
     format: Format
@@ -79,13 +87,19 @@ class Dataset:
     skipped: list[str] = field(default_factory=list)  # one-line reasons (``on_error="skip"``)
     #: Records whose conversation repeats an earlier record's; they are kept (and warned about).
     duplicates: int = 0
+    #: The ``columns=`` mapping the records were read with (None: the fields' own names).
+    columns: dict[str, str] | None = None
 
     def __len__(self) -> int:
         return len(self.examples)
 
 
-def load_dataset(path: str | os.PathLike[str], *, on_error: Literal["raise", "skip"] = "raise") -> Dataset:
-    """Read an instruction dataset; bad records raise :class:`DataError` (or are skipped).
+def load_dataset(path: str | os.PathLike[str], *, on_error: Literal["raise", "skip"] = "raise",
+                 columns: Mapping[str, str] | None = None) -> Dataset:
+    """Read an instruction dataset: a file, a ``save_to_disk`` folder or a Hugging Face dataset id.
+
+    Bad records raise one :class:`~coreselect.errors.BadRecordsError` naming each (up to
+    :data:`MAX_LISTED`), or are skipped with ``on_error="skip"``.
 
     Examples
     --------
@@ -94,64 +108,112 @@ def load_dataset(path: str | os.PathLike[str], *, on_error: Literal["raise", "sk
     >>> ds.format, len(ds) > 200
     ('alpaca', True)
     """
-    p = Path(path)
-    if p.is_dir():
-        raise DataError(str(p), "is a directory, not a data file")
-    name = p.name.lower()
-    compressed = name.endswith(".gz")
-    base = name[:-3] if compressed else name
-    if base.endswith(".jsonl") or base.endswith(".ndjson"):
-        container: Container = "jsonl"
-    elif base.endswith(".json"):
-        container = "json"
-    elif base.endswith(".parquet") and not compressed:
-        container = "parquet"
-    else:
-        raise DataError(str(p), "unknown file type (expected .jsonl, .json or .parquet, optionally .gz)")
-    try:
-        data = p.read_bytes()
-    except FileNotFoundError:
-        raise DataError(str(p), "file not found") from None
-    except OSError as err:
-        raise DataError(str(p), f"cannot read file ({err.strerror or err})") from None
-    fingerprint = "sha256:" + hashlib.sha256(data).hexdigest()
-    if compressed:
+    cols = check_columns(columns)
+    rows = read_rows(path)
+    return _build(str(path), rows, on_error, cols)
+
+
+def from_records(records: Iterable[Any], *, name: str = "list", on_error: Literal["raise", "skip"] = "raise",
+                 columns: Mapping[str, str] | None = None) -> Dataset:
+    """In-memory records (dicts) as a :class:`Dataset`; errors name them ``name[i]`` (0-based).
+
+    The fingerprint is that of the records as JSON Lines, so the feature cache works as for a file.
+
+    >>> ds = from_records([{"prompt": "Hi", "output": "Hello"}], columns={"instruction": "prompt"})
+    >>> ds.examples[0].messages, ds.container, str(ds.path)
+    ((('user', 'Hi'), ('assistant', 'Hello')), 'memory', '<list>')
+    >>> from_records([{"instruction": "Hi"}], name="DataFrame")
+    Traceback (most recent call last):
+    ...
+    coreselect.errors.BadRecordsError: DataFrame[0]: field "output": missing
+    """
+    cols = check_columns(columns)
+    rows: list[tuple[int, Any]] = []
+    raw: list[str] = []
+    h = hashlib.sha256()
+    for i, rec in enumerate(records):
         try:
-            data = gzip.decompress(data)
-        except (OSError, EOFError, zlib.error) as err:
-            raise DataError(str(p), f"corrupted gzip ({err})") from None
-    raw_lines: list[str] | None = None
-    if container == "parquet":
-        rows = _read_parquet(p)
-    else:
-        text = _decode(p, data)
-        if container == "jsonl":
-            rows, raw_lines = _read_jsonl(p, text, on_error)
-        else:
-            rows = _read_json_array(p, text)
-    if not rows:
-        what = "empty file" if not data else "only whitespace" if not data.strip() else "empty list"
-        raise DataError(str(p), f"no records ({what})")
-    ds = Dataset(p, "alpaca", container, compressed, [], fingerprint)
+            line = json.dumps(_clean(rec), ensure_ascii=False, default=_jsonable)
+        except (TypeError, ValueError) as err:
+            rows.append((i + 1, _Invalid(DataError(name, f"cannot be written as JSON ({err})", line=i + 1))))
+            raw.append("")
+            continue
+        h.update(line.encode("utf-8", "surrogatepass") + b"\n")
+        rows.append((i + 1, json.loads(line)))
+        raw.append(line)
+    src = Rows(rows, "memory", False, "sha256:" + h.hexdigest(), raw, empty="empty list")
+
+    def locate(err: DataError) -> DataError:
+        return DataError(f"{name}[{err.line - 1}]", err.message, field=err.field) if err.line else err
+
+    return _build(f"<{name}>", src, on_error, cols, locate)
+
+
+def check_columns(columns: Mapping[str, str] | None) -> dict[str, str]:
+    """``columns`` checked: keys among :data:`FIELDS`, values column names.
+
+    >>> check_columns({"prompt": "instruction"})
+    Traceback (most recent call last):
+    ...
+    coreselect.errors.ConfigError: columns: unknown field 'prompt' (columns maps coreselect's field to yours: did you mean {'instruction': 'prompt'}?)
+    """
+    if columns is None:
+        return {}
+    if not isinstance(columns, Mapping):
+        raise ConfigError(f"columns must be a dict from coreselect's field names ({', '.join(FIELDS)}) to yours, "
+                          f"e.g. {{'instruction': 'prompt'}}; got {type(columns).__name__}")
+    for ours, theirs in columns.items():
+        if ours not in FIELDS:
+            if theirs in FIELDS:
+                hint = f"columns maps coreselect's field to yours: did you mean {{{theirs!r}: {ours!r}}}?"
+            else:
+                close = difflib.get_close_matches(str(ours), FIELDS, n=1)
+                hint = (f"did you mean {close[0]!r}? " if close else "") + f"fields: {', '.join(FIELDS)}"
+            raise ConfigError(f"columns: unknown field {ours!r} ({hint})")
+        if not isinstance(theirs, str) or not theirs:
+            raise ConfigError(f"columns: {ours!r} must map to a column name, got {theirs!r}")
+    return dict(columns)
+
+
+def _build(name: str, src: Rows, on_error: str, columns: dict[str, str],
+           locate: Callable[[DataError], DataError] | None = None) -> Dataset:
+    """Validate and normalise the rows of one source (the one loop every source goes through)."""
+    p = Path(name)
+    if not src.rows:
+        raise DataError(name, f"no records ({src.empty})")
+    fingerprint = src.fingerprint
+    if columns:  # the same file read through another mapping gives other examples, other features
+        key = fingerprint + json.dumps(columns, sort_keys=True)
+        fingerprint = "sha256:" + hashlib.sha256(key.encode()).hexdigest()
+    ds = Dataset(p, "alpaca", src.container, src.compressed, [], fingerprint,  # type: ignore[arg-type]
+                 columns=columns or None)
+    bad: list[DataError] = []
+    n_bad = 0
     fmt: Format | None = None
     keep_lines: list[str] = []
     seen: dict[tuple[tuple[str, str], ...], int] = {}  # conversation -> its first line
     dup_example = ""
-    for i, (line, rec) in enumerate(rows):
-        if isinstance(rec, _Invalid):
-            ds.skipped.append(str(rec))
-            continue
-        try:
-            rec_fmt = _detect(p, line, rec)
-            if fmt is None:
-                fmt = rec_fmt
-            elif rec_fmt != fmt:
-                raise DataError(str(p), f"{rec_fmt} record after {fmt} records (mixed formats)", line=line)
-            messages = _PARSERS[rec_fmt](p, line, rec)
-        except DataError as err:
-            if on_error == "raise":
-                raise
-            ds.skipped.append(str(err))
+    for i, (line, rec) in enumerate(src.rows):
+        err: DataError | None = rec.error if isinstance(rec, _Invalid) else None
+        if err is None:
+            view = _view(rec, columns)
+            try:
+                rec_fmt = _detect(p, line, view)
+                if fmt is None:
+                    fmt = rec_fmt
+                elif rec_fmt != fmt:
+                    raise DataError(str(p), f"{rec_fmt} record after {fmt} records (mixed formats)", line=line)
+                messages = _PARSERS[rec_fmt](p, line, view)
+            except DataError as e:
+                err = _their_field(e, columns)
+        if err is not None:
+            err = locate(err) if locate else err
+            if on_error == "skip":
+                ds.skipped.append(str(err))
+            else:
+                n_bad += 1
+                if len(bad) < MAX_LISTED:
+                    bad.append(err)
             continue
         if messages in seen:
             ds.duplicates += 1
@@ -159,115 +221,59 @@ def load_dataset(path: str | os.PathLike[str], *, on_error: Literal["raise", "sk
         else:
             seen[messages] = line
         ds.examples.append(Example(len(ds.examples), messages, rec, line, i))
-        if raw_lines is not None:
-            keep_lines.append(raw_lines[i])
+        if src.raw_lines is not None:
+            keep_lines.append(src.raw_lines[i])
+    if bad:
+        raise BadRecordsError(bad, total=n_bad)
     if not ds.examples:
-        raise DataError(str(p), f"no valid records ({len(ds.skipped)} skipped)")
+        raise DataError(name, f"no valid records ({len(ds.skipped)} skipped)")
     ds.format = fmt or "alpaca"
-    ds.raw_lines = keep_lines if raw_lines is not None else None
+    ds.raw_lines = keep_lines if src.raw_lines is not None else None
     if ds.skipped:
-        log.warning("%s: skipped %d bad records", p, len(ds.skipped))
+        log.warning("%s: skipped %d bad records", name, len(ds.skipped))
     if ds.duplicates:
         log.warning("%s: %d duplicate records, kept (same conversation as an earlier record, e.g. %s)",
-                    p, ds.duplicates, dup_example)
+                    name, ds.duplicates, dup_example)
     return ds
 
 
-def _decode(p: Path, data: bytes) -> str:
-    if b"\x00" in data:
-        line = data[: data.index(b"\x00")].count(b"\n") + 1
-        raise DataError(str(p), "NUL byte in file (binary data?)", line=line)
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as err:
-        line = data[: err.start].count(b"\n") + 1
-        raise DataError(str(p), f"invalid UTF-8 at byte {err.start}", line=line) from None
-    return text.removeprefix("\ufeff")
+def _view(rec: Any, columns: dict[str, str]) -> Any:
+    """The record as the parsers read it: each mapped field under coreselect's name."""
+    if not columns or not isinstance(rec, dict):
+        return rec
+    view = {k: v for k, v in rec.items() if k not in columns}
+    for ours, theirs in columns.items():
+        if theirs in rec:
+            view[ours] = rec[theirs]
+    return view
 
 
-def _read_jsonl(p: Path, text: str, on_error: str) -> tuple[list[tuple[int, Any]], list[str]]:
-    rows: list[tuple[int, Any]] = []
-    raw: list[str] = []
-    for n, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            rows.append((n, json.loads(line)))
-        except (ValueError, RecursionError) as err:
-            e = DataError(str(p), _json_problem(err), line=n)
-            if on_error == "raise":
-                raise e from None
-            rows.append((n, _Invalid(e)))
-            raw.append("")
-            continue
-        raw.append(line.rstrip("\r"))
-    return rows, raw
+def _their_field(err: DataError, columns: dict[str, str]) -> DataError:
+    """``err`` naming the user's field (``prompt``) rather than coreselect's (``instruction``)."""
+    if not columns or not err.field:
+        return err
+    for ours, theirs in columns.items():
+        if err.field == ours or err.field.startswith((ours + "[", ours + ".")):
+            return DataError(err.path, err.message, line=err.line, field=theirs + err.field[len(ours):])
+    return err
 
 
-def _json_problem(err: ValueError | RecursionError) -> str:
-    if isinstance(err, json.JSONDecodeError):
-        return f"invalid JSON ({err.msg} at column {err.colno})"
-    if isinstance(err, RecursionError):
-        return "invalid JSON (nested too deeply)"
-    return f"invalid JSON ({str(err).splitlines()[0]})"  # e.g. an integer with > 4300 digits
+def _clean(rec: Any) -> Any:
+    """A DataFrame's missing values (float NaN) as null."""
+    if isinstance(rec, Mapping):
+        return {k: (None if isinstance(v, float) and v != v else v) for k, v in rec.items()}
+    return rec
 
 
-def _read_json_array(p: Path, text: str) -> list[tuple[int, Any]]:
-    dec = json.JSONDecoder()
-    pos, line = 0, 1
-    n = len(text)
-
-    def skip_ws(i: int) -> int:
-        while i < n and text[i] in " \t\r\n":
-            i += 1
-        return i
-
-    pos = skip_ws(pos)
-    if pos == n:
-        return []
-    if text[pos] != "[":
-        # A JSON file holding one object per line is common enough to accept.
-        return _read_jsonl(p, text, "raise")[0]
-    pos = skip_ws(pos + 1)
-    rows: list[tuple[int, Any]] = []
-    last = 0
-    while True:
-        line += text.count("\n", last, pos)
-        last = pos
-        if pos >= n:
-            raise DataError(str(p), "truncated JSON array (no closing ])", line=line)
-        if text[pos] == "]" and not rows:
-            return rows
-        try:
-            obj, end = dec.raw_decode(text, pos)
-        except (ValueError, RecursionError) as err:
-            if isinstance(err, json.JSONDecodeError) and err.pos >= len(text.rstrip()):
-                raise DataError(str(p), "truncated JSON array (the file ends inside a record)",
-                                line=err.lineno) from None
-            at = err.lineno if isinstance(err, json.JSONDecodeError) else line
-            raise DataError(str(p), _json_problem(err), line=at) from None
-        rows.append((line, obj))
-        pos = skip_ws(end)
-        if pos < n and text[pos] == ",":
-            pos = skip_ws(pos + 1)
-        elif pos < n and text[pos] == "]":
-            if skip_ws(pos + 1) != n:
-                raise DataError(str(p), "text after the closing ]", line=line + text.count("\n", last, pos))
-            return rows
-        else:
-            raise DataError(str(p), "truncated JSON array (expected , or ])",
-                            line=line + text.count("\n", last, pos))
-
-
-def _read_parquet(p: Path) -> list[tuple[int, Any]]:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    try:
-        table = pq.read_table(p)
-    except (pa.ArrowException, OSError) as err:
-        raise DataError(str(p), f"cannot read Parquet ({err})") from None
-    return [(i + 1, r) for i, r in enumerate(table.to_pylist())]
+def _jsonable(obj: Any) -> Any:
+    """numpy values, timestamps and pandas' NA for ``json.dumps``."""
+    if type(obj).__name__ in ("NAType", "NaTType"):
+        return None
+    if hasattr(obj, "tolist"):  # numpy arrays and scalars
+        return obj.tolist()
+    if hasattr(obj, "isoformat"):
+        return obj.isoformat()
+    raise TypeError(f"a {type(obj).__name__} is not JSON")
 
 
 def _detect(p: Path, line: int, rec: Any) -> Format:

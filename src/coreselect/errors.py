@@ -33,8 +33,36 @@ class DataError(CoreselectError):
     ) -> None:
         self.path, self.line, self.field, self.message = str(path), line, field, message
         where = self.path if line is None else f"{self.path}:{line}"
-        what = f'field "{field}": {message}' if field else message
-        super().__init__(f"{where}: {what}")
+        self.what = f'field "{field}": {message}' if field else message
+        super().__init__(f"{where}: {self.what}")
+
+
+class BadRecordsError(DataError):
+    """Every bad record of a file, found in one pass: the first ones listed, all counted.
+
+    One bad record reads exactly as its :class:`DataError`; several are joined with ``"; "``
+    (still one line; the file is named once, then ``line N``) and followed by the count.
+    ``errors`` holds the listed ones, ``total`` counts them all.
+
+    Examples
+    --------
+    >>> errs = [DataError("d.jsonl", "missing", line=n, field="output") for n in (2, 5)]
+    >>> str(BadRecordsError(errs[:1], total=1))
+    'd.jsonl:2: field "output": missing'
+    >>> str(BadRecordsError(errs, total=7))
+    'd.jsonl:2: field "output": missing; line 5: field "output": missing; ... (7 bad records, the first 2 listed; --on-error skip leaves them out)'
+    """
+
+    def __init__(self, errors: list[DataError], *, total: int) -> None:
+        first = errors[0]
+        self.errors, self.total = list(errors), total
+        super().__init__(first.path, first.message, line=first.line, field=first.field)
+        if total > 1:
+            listed = "; ".join(f"line {e.line}: {e.what}" if i and e.path == first.path and e.line is not None
+                               else str(e) for i, e in enumerate(errors))
+            more = "; ..." if total > len(errors) else ""
+            which = "" if total == len(errors) else f", the first {len(errors)} listed"
+            self.args = (f"{listed}{more} ({total} bad records{which}; --on-error skip leaves them out)",)
 
 
 class ConfigError(CoreselectError):

@@ -28,7 +28,7 @@ from __future__ import annotations
 import logging
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -37,7 +37,6 @@ import numpy as np
 from coreselect.errors import ConfigError
 from coreselect.features.extract import (
     BATCH_TOKENS,
-    SHARD_ROWS,
     finish_store,
     open_store,
     run_shard,
@@ -64,6 +63,8 @@ class Selected(NamedTuple):
     features: np.ndarray | None
     #: Coverage scores computed by the workers (None when ``features`` are given, or for 1-d features).
     coverage: dict[str, float] | None
+    #: Near-duplicates removed before the method ran (None without ``dedup``).
+    removed: int | None = None
 
 
 class Executor(ABC):
@@ -76,7 +77,7 @@ class Executor(ABC):
         config: FeatureConfig,
         out_dir: str | Path,
         *,
-        shard_rows: int = SHARD_ROWS,
+        shard_rows: int | None = None,
         batch_tokens: int = BATCH_TOKENS,
         progress: bool = True,
         trust_remote_code: bool = False,
@@ -85,7 +86,8 @@ class Executor(ABC):
 
         Parameters
         ----------
-        shard_rows : rows per shard of a new store (a resumed store keeps its own).
+        shard_rows : rows per shard of a new store (default :func:`~coreselect.features.extract.default_shard_rows`:
+            small shards for a medium pool; a resumed store keeps its own).
         batch_tokens : padded tokens per forward pass.
         progress : show a progress bar (examples and tokens per second).
         trust_remote_code : allow model code from the model folder.
@@ -97,31 +99,52 @@ class Executor(ABC):
         pending = store.pending()
         t0 = time.perf_counter()
         if pending:
-            done = self._run_shards(store, ds, pending, model=model, config=config, batch_tokens=batch_tokens,
-                                    trust_remote_code=trust_remote_code)
-            _show_progress(done, store.manifest["n_rows"], pending, progress)
+            with _Progress(store.manifest["n_rows"], pending, progress) as bar:
+                for rows, tokens in self._run_shards(store, ds, pending, on_batch=bar.batch, model=model,
+                                                     config=config, batch_tokens=batch_tokens,
+                                                     trust_remote_code=trust_remote_code):
+                    bar.shard(rows, tokens)
         return finish_store(store, ds, config, time.perf_counter() - t0 if pending else 0.0)
 
     @abstractmethod
-    def _run_shards(self, store: FeatureStore, ds: Dataset, pending: list[ShardPlan], **task: Any
-                    ) -> Iterator[tuple[int, int]]:
+    def _run_shards(self, store: FeatureStore, ds: Dataset, pending: list[ShardPlan], *,
+                    on_batch: Callable[[int, int], None] | None = None, **task: Any) -> Iterator[tuple[int, int]]:
         """Extract and write the ``pending`` shards; yield ``(rows, tokens)`` as each one is done.
+
+        ``on_batch(rows, tokens)``, when the executor can, is called after each batch of a shard
+        (the progress bar then moves per batch; the shard's own ``(rows, tokens)`` completes it).
 
         ``task`` holds ``model``, ``config``, ``batch_tokens`` and ``trust_remote_code``, the
         arguments of :func:`~coreselect.features.extract.shard_function`.
         """
 
-    def select(self, selector: Selector, store: FeatureStore, *, normalize: Normalize = "center-l2") -> Selected:
+    def select(self, selector: Selector, store: FeatureStore, *, normalize: Normalize = "center-l2",
+               dedup: float | None = None, budget_tokens: int | None = None) -> Selected:
         """Fit ``selector`` on the store's features, normalised as ``normalize`` says (raw for a
         method that wants raw activations); here, in this process.
 
-        Returns the prepared matrix, for scoring the picks.
+        The per-row columns the method reads (``selector.needs_scores``: scores such as ``ifd``,
+        stats such as ``response_tokens``) are loaded from the store and passed as ``scores``.
+        ``dedup``: first remove rows whose cosine similarity to an earlier kept row is at least
+        this (on the prepared features; :mod:`coreselect.selection.dedup`). ``budget_tokens``: the
+        picks hold at most this many tokens (the store's ``n_tokens``), ``selector.n_select``
+        being a cap (see :meth:`Selector.fit <coreselect.selection.base.Selector.fit>`).
+
+        Returns the prepared matrix, for scoring the picks, and the near-duplicates removed.
         """
+        from coreselect.selection.dedup import fit_deduplicated
+
         groups = store.load(store.groups)
         X = prepare_features(groups, normalize=normalize)
         X_fit = raw_features(groups) if selector.wants_raw_features else X
         del groups
-        selector.fit(X_fit)
+        names = list(selector.needs_scores) + (["n_tokens"] if budget_tokens is not None else [])
+        columns = store.load(names) if names else {}
+        scores = {k: columns[k] for k in selector.needs_scores}
+        budget = {} if budget_tokens is None else {"costs": columns["n_tokens"], "budget": budget_tokens}
+        if dedup is not None:
+            return Selected(X, None, fit_deduplicated(selector, X, X_fit, dedup, scores=scores, **budget))
+        selector.fit(X_fit, scores=scores, **budget)
         return Selected(X, None)
 
 
@@ -136,9 +159,9 @@ class LocalExecutor(Executor):
     def __init__(self, loaded: tuple[Any, Any] | None = None) -> None:
         self.loaded = loaded
 
-    def _run_shards(self, store: FeatureStore, ds: Dataset, pending: list[ShardPlan], **task: Any
-                    ) -> Iterator[tuple[int, int]]:
-        shard_fn = shard_function(**task, loaded=self.loaded, describe=True)
+    def _run_shards(self, store: FeatureStore, ds: Dataset, pending: list[ShardPlan], *,
+                    on_batch: Callable[[int, int], None] | None = None, **task: Any) -> Iterator[tuple[int, int]]:
+        shard_fn = shard_function(**task, loaded=self.loaded, describe=True, on_batch=on_batch)
         log.info("%d shards to go, in this process", len(pending))
         for plan in pending:
             yield plan.end - plan.start, run_shard(store, plan, ds.examples[plan.start : plan.end], shard_fn)
@@ -169,15 +192,35 @@ def make_executor(engine: str, *, address: str | None = None, n_actors: int | No
     raise ConfigError(f"--engine must be {' or '.join(ENGINES)}, got {engine!r}")
 
 
-def _show_progress(done: Iterable[tuple[int, int]], total: int, pending: list[ShardPlan], progress: bool) -> None:
-    """Consume ``(rows, tokens)`` of finished shards, with a bar of examples and tokens per second."""
-    from tqdm.auto import tqdm
+class _Progress:
+    """The extraction bar (examples, tokens per second): moved by each batch (``batch``) where
+    the executor reports them, and completed by each finished shard (``shard``)."""
 
-    tokens, t0 = 0, time.perf_counter()
-    initial = total - sum(p.end - p.start for p in pending)
-    with tqdm(total=total, initial=initial, unit="ex", desc="extract", disable=not progress,
-              dynamic_ncols=True) as bar:
-        for rows, n in done:
-            tokens += n
-            bar.update(rows)
-            bar.set_postfix(tok_s=f"{tokens / max(time.perf_counter() - t0, 1e-9):,.0f}")
+    def __init__(self, total: int, pending: list[ShardPlan], progress: bool) -> None:
+        from tqdm.auto import tqdm
+
+        initial = total - sum(p.end - p.start for p in pending)
+        self.bar = tqdm(total=total, initial=initial, unit="ex", desc="extract", disable=not progress,
+                        dynamic_ncols=True)
+        self.tokens, self.rows_in_shard, self.tokens_in_shard = 0, 0, 0
+        self.t0 = time.perf_counter()
+
+    def __enter__(self) -> _Progress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.bar.close()
+
+    def _advance(self, rows: int, tokens: int) -> None:
+        self.tokens += tokens
+        self.bar.update(rows)
+        self.bar.set_postfix(tok_s=f"{self.tokens / max(time.perf_counter() - self.t0, 1e-9):,.0f}", refresh=False)
+
+    def batch(self, rows: int, tokens: int) -> None:
+        self.rows_in_shard += rows
+        self.tokens_in_shard += tokens
+        self._advance(rows, tokens)
+
+    def shard(self, rows: int, tokens: int) -> None:
+        self._advance(max(rows - self.rows_in_shard, 0), max(tokens - self.tokens_in_shard, 0))
+        self.rows_in_shard = self.tokens_in_shard = 0

@@ -36,10 +36,21 @@ class SelectJob:
                                 help="output file (None: core.<ext of the input> in the current directory)")
     ratio: float | None = option(None, yaml=False, exclusive="budget", help="share of the pool to keep, in (0, 1]")
     n: int | None = option(None, yaml=False, exclusive="budget", help="number of examples to keep")
+    budget_tokens: int | None = option(
+        None, above=0, metavar="N",
+        help="training-token budget: the picks hold at most N tokens in all (the selector's tokens per record, "
+             "the store's n_tokens); facility-location, quality-fl and quality-coverage maximise gain per token, "
+             "other methods take their picks in order up to the first that does not fit. With --ratio/--n "
+             "those cap the count too; alone, as many records as fit")
     model: str | None = option(None, group="features", help=_MODEL_HELP)
     features: FeatureConfig = option(default_factory=FeatureConfig, flatten=True, group="features",
                                      help="what to extract")
     normalize: Normalize = option("center-l2", help="feature normalisation before selection")
+    dedup: float | None = option(
+        None, above=0, maximum=1, metavar="THRESHOLD",
+        help="before the method, remove near-duplicates: records whose cosine similarity (on the normalised "
+             "features) to an earlier kept record is at least THRESHOLD, e.g. 0.95; the method then picks "
+             "among the rest (the count removed is in the manifest)")
     method: str = option(DEFAULT_METHOD, yaml=False,
                          help="selection method (facility-location: the best coverage measured; kcenter is MADS' "
                               "k-center greedy); see `coreselect methods`")
@@ -49,6 +60,16 @@ class SelectJob:
     seed: int = option(0, yaml=False, help="random seed")
     work_dir: str | None = option(None, yaml=False, help="where extracted features are cached "
                                   "(default: ~/.cache/coreselect/features)")
+    features_dir: str | None = option(
+        None, yaml=False, metavar="DIR",
+        help="the feature store to use: a store whose data, model and feature options match (e.g. from "
+             "`coreselect extract DATA -o DIR` with the same options) is used as it is, an unfinished one is "
+             "resumed, an empty or missing DIR is extracted into; one of other data, model or options is an "
+             "error saying which differ (default: a store under --work-dir)")
+    features_file: str | None = option(
+        None, yaml=False, metavar="FILE",
+        help="select on your own features: a .npy or .safetensors file of one row per record, in input order "
+             "(no model runs; normalised as --normalize says)")
     keep_order: bool = option(False, yaml=False, help="write the core set in input order (default: selection order)")
     overwrite: bool = option(False, yaml=False, help="replace an existing output file")
     on_error: Literal["raise", "skip"] = option(
@@ -74,10 +95,43 @@ class SelectJob:
                                          "selection one per CPU, up to 64)")
 
     def __post_init__(self) -> None:
+        from coreselect.sources import check_data
+
+        check_data(self.data)  # a path, an id, a Dataset, a DataFrame, a list of dicts; else one ConfigError
+        if isinstance(self.features, str):  # SelectJob(features="text"): a kind names the default FeatureConfig
+            self.features = FeatureConfig(kind=self.features)  # type: ignore[arg-type]
+        elif not isinstance(self.features, FeatureConfig):
+            raise ConfigError("features must be a FeatureConfig or a kind (activations, hidden, text), "
+                              f"got {type(self.features).__name__}")
         self.label_columns = tuple(self.label_columns)
         check(self)
+        self.features = resolve_features(self.features, self.method)
         if self.engine != "ray" and (self.ray_address is not None or self.ray_actors is not None):
             raise ConfigError("--ray-address and --ray-actors need --engine ray")
+        if self.features_file is not None:
+            clash = [f for f, v in (("--features-dir", self.features_dir), ("--model", self.model),
+                                    ("--budget-tokens", self.budget_tokens)) if v is not None]
+            if clash or self.engine != "local" or self.features.scores:
+                what = clash[0] if clash else ("--engine ray" if self.engine != "local" else
+                                               f"method {self.method!r} (it reads the selector LM's scores)")
+                raise ConfigError(f"--features-file cannot be used with {what}: the features are yours, no model runs")
 
 
-__all__ = ["DEFAULT_METHOD", "SelectJob"]
+def resolve_features(features: FeatureConfig, method: str) -> FeatureConfig:
+    """``features`` with the scores ``method`` reads turned on (its ``needs_scores``; stats such
+    as ``response_tokens`` are always stored and need none).
+
+    >>> resolve_features(FeatureConfig(), "ifd").scores, resolve_features(FeatureConfig(), "kcenter").scores
+    (('ifd',), ())
+    """
+    from coreselect.features.scores import scores_for
+    from coreselect.selection import get_selector_class
+
+    needed = scores_for(get_selector_class(method).needs_scores)
+    if needed and features.kind == "text":
+        raise ConfigError(f"method {method!r} reads the selector LM's {','.join(needed)} scores: use --features "
+                          "activations or hidden, not text")
+    return features.with_scores(needed)
+
+
+__all__ = ["DEFAULT_METHOD", "SelectJob", "resolve_features"]

@@ -43,6 +43,7 @@ class DataRef:
     fingerprint: str | None = None
     format: str | None = None
     container: str | None = None
+    columns: dict[str, str] | None = None  # the columns= mapping it was read with (absent when none)
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,8 @@ class Budget:
     ratio: float | None
     n: int | None
     n_selected: int
+    tokens: int | None = None  # --budget-tokens (absent without one)
+    picked_tokens: int | None = None  # the selector's tokens of the picks (absent without a feature store)
 
 
 @dataclass(frozen=True)
@@ -111,6 +114,7 @@ class SelectionManifest:
     features: FeatureRef | None = None
     skipped: list[str] = field(default_factory=list)
     coverage_curve: list[float] | None = None
+    dedup: dict[str, Any] | None = None  # {"threshold": --dedup, "removed": near-duplicates removed}
     scores: dict[str, Any] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     path: Path | None = field(default=None, compare=False)  # where it was read from
@@ -118,10 +122,14 @@ class SelectionManifest:
     # -- JSON -------------------------------------------------------------------------------------
     def to_json(self) -> dict[str, Any]:
         """The manifest as written: the keys (and their order) of every earlier version."""
-        m: dict[str, Any] = {"coreselect_version": self.version, "data": vars(self.data).copy()}
+        data = {k: v for k, v in vars(self.data).items() if v is not None or k != "columns"}
+        m: dict[str, Any] = {"coreselect_version": self.version, "data": data}
         if self.budget is not None:
-            m["budget"] = vars(self.budget).copy()
+            m["budget"] = {k: v for k, v in vars(self.budget).items()
+                           if v is not None or k not in ("tokens", "picked_tokens")}
         m["counts"] = {k: v for k, v in vars(self.counts).items() if v is not None}
+        if self.dedup is not None:
+            m["dedup"] = self.dedup
         m["method"] = {"name": self.method.name, "params": self.method.params}
         m["order"] = self.order
         if self.engine is not None:
@@ -171,6 +179,7 @@ class SelectionManifest:
                 order=m.get("order", "selection"), version=m.get("coreselect_version"), engine=m.get("engine"),
                 model=m.get("model"), features=_take(FeatureRef, feats) if isinstance(feats, dict) and feats else None,
                 skipped=list(m.get("skipped") or []), coverage_curve=m.get("coverage_curve"),
+                dedup=m.get("dedup") if isinstance(m.get("dedup"), dict) else None,
                 scores=dict(m.get("scores") or {}), timings=dict(m.get("timings") or {}),
             )
         except TypeError as err:  # an unknown or missing key in a section

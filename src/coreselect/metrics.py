@@ -5,12 +5,21 @@
   for a whole selection (:func:`coverage_metrics`) or after each prefix (:func:`covering_radii`),
   from one distance kernel (:func:`nearest_distances_to`);
 * label coverage and balance (when the data carries label columns such as ``task``): the share
-  of distinct labels the core contains, and the normalised entropy of its label distribution.
-  Labels are for measuring only; no selector ever reads them.
+  of distinct labels the core contains, and its *balance* (:func:`label_balance`). Labels are
+  for measuring only; no selector ever reads them.
+* the random expectation of each figure (:func:`random_coverage`, :func:`random_label_metrics`):
+  what a uniform random pick of the same size scores, the mean over a few seeds.
+
+"Balance" has one meaning everywhere (``score``, the manifest, the report, the docs): the
+normalised Shannon entropy of the core's label shares over the pool's labels,
+``-sum(p log p) / log(labels in the pool)``; 1 = every label of the pool equally often, 0 = a
+single label; higher is more even. A random pick's balance is about the pool's own
+(``pool_balance``), so a coverage method that evens out a skewed pool scores above it.
 """
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Sequence
 from typing import Any
@@ -121,12 +130,31 @@ def covering_radii(X: np.ndarray, order: np.ndarray, prefixes: Sequence[int], *,
     return np.asarray(radius), np.asarray(mean)
 
 
+def label_balance(counts: Sequence[int] | np.ndarray, n_labels: int) -> float:
+    """Balance of a label distribution: normalised Shannon entropy over ``n_labels`` labels.
+
+    ``counts``: how often each label occurs (zeros allowed); ``n_labels``: the labels of the
+    pool, the normaliser. 1 = all ``n_labels`` equally often, 0 = one label; 1 when the pool has
+    one label.
+
+    Examples
+    --------
+    >>> label_balance([5, 5], 2), label_balance([10, 0], 2), round(label_balance([3, 1], 2), 3)
+    (1.0, 0.0, 0.811)
+    """
+    if n_labels <= 1:
+        return 1.0
+    p = np.asarray(counts, dtype=np.float64)
+    p = p[p > 0] / max(p.sum(), 1e-300)
+    return float(max(0.0, -(p * np.log(p)).sum() / np.log(n_labels)))
+
+
 def label_metrics(labels: Sequence[Any], idx: Sequence[int]) -> dict[str, float]:
     """Coverage and balance of one label column.
 
-    ``coverage``: distinct labels in the core / distinct labels in the pool. ``balance``: the
-    normalised entropy of the core's label distribution over the pool's labels (1 = even).
-    ``pool_balance`` is the same for the whole pool, for reference.
+    ``coverage``: distinct labels in the core / distinct labels in the pool. ``balance``: see
+    :func:`label_balance` (1 = even over the pool's labels); ``pool_balance`` is the same for
+    the whole pool, for reference.
 
     Examples
     --------
@@ -136,18 +164,68 @@ def label_metrics(labels: Sequence[Any], idx: Sequence[int]) -> dict[str, float]
     pool = Counter(labels)
     core = Counter(labels[i] for i in idx)
     k = len(pool)
-
-    def balance(c: Counter) -> float:
-        if k <= 1:
-            return 1.0
-        p = np.array(list(c.values()), dtype=np.float64)
-        p /= p.sum()
-        return float(-(p * np.log(p)).sum() / np.log(k))
-
     return {
         "labels_in_pool": k,
         "labels_in_core": len(core),
         "coverage": round(len(core) / k, 6),
-        "balance": round(balance(core), 6),
-        "pool_balance": round(balance(pool), 6),
+        "balance": round(label_balance(list(core.values()), k), 6),
+        "pool_balance": round(label_balance(list(pool.values()), k), 6),
     }
+
+
+#: Seeds of the random expectation: enough for a stable mean, cheap next to the selection.
+RANDOM_SEEDS = 5
+
+
+def _random_picks(n: int, k: int, seeds: int) -> list[np.ndarray]:
+    return [np.random.default_rng(s).choice(n, size=k, replace=False) for s in range(seeds)]
+
+
+def random_coverage(X: np.ndarray, k: int, *, seeds: int = RANDOM_SEEDS) -> dict[str, float]:
+    """The covering radius and mean nearest distance a uniform random pick of ``k`` rows of ``X``
+    scores, the mean over ``seeds`` seeds (``0 .. seeds-1``).
+
+    Examples
+    --------
+    >>> X = np.arange(10, dtype=np.float32)[:, None]
+    >>> random_coverage(X, 10)
+    {'covering_radius': 0.0, 'mean_nearest_distance': 0.0, 'seeds': 5}
+    """
+    runs = [coverage_metrics(X, idx) for idx in _random_picks(X.shape[0], k, seeds)]
+    return {"covering_radius": round(float(np.mean([r["covering_radius"] for r in runs])), 6),
+            "mean_nearest_distance": round(float(np.mean([r["mean_nearest_distance"] for r in runs])), 6),
+            "seeds": seeds}
+
+
+def expected_coverage(counts: np.ndarray, k: int) -> float:
+    """Expected number of labels hit by a uniform sample of ``k`` of ``sum(counts)`` items (exact).
+
+    >>> round(expected_coverage(np.array([1, 1]), 1), 3)
+    1.0
+    """
+    n = int(counts.sum())
+    if k >= n:
+        return float((counts > 0).sum())
+    # P(label missed) = C(n - c, k) / C(n, k), in log space
+    lg = math.lgamma
+    base = lg(n - k + 1) - lg(n + 1)
+    miss = [math.exp(lg(n - c + 1) - lg(n - c - k + 1) + base) if n - c >= k else 0.0 for c in counts.tolist()]
+    return float(len(counts) - sum(miss))
+
+
+def random_label_metrics(labels: Sequence[Any], k: int, *, seeds: int = RANDOM_SEEDS) -> dict[str, float]:
+    """What a uniform random pick of ``k`` records scores on one label column: labels covered
+    and coverage (exact expectations), balance (the mean over ``seeds`` seeds).
+
+    Examples
+    --------
+    >>> random_label_metrics(["a", "b"], 1)
+    {'labels_in_core': 1.0, 'coverage': 0.5, 'balance': 0.0, 'seeds': 5}
+    """
+    pool = Counter(labels)
+    n_labels = len(pool)
+    hit = expected_coverage(np.array(list(pool.values()), dtype=np.int64), k)
+    balances = [label_balance(list(Counter(labels[i] for i in idx).values()), n_labels)
+                for idx in _random_picks(len(labels), k, seeds)]
+    return {"labels_in_core": round(hit, 3), "coverage": round(hit / n_labels, 6),
+            "balance": round(float(np.mean(balances)), 6), "seeds": seeds}

@@ -7,6 +7,9 @@ in the cache directory, so later loads take under a second and never touch a mod
 
 from __future__ import annotations
 
+import contextlib
+import difflib
+import functools
 import hashlib
 import importlib.util
 import json
@@ -14,7 +17,7 @@ import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -84,22 +87,31 @@ class ModelSpec:
         return {"name": self.name, "path": self.path, "fingerprint": self.fingerprint}
 
 
-def resolve_model(spec: str | None = None, *, trust_remote_code: bool = False) -> ModelSpec:
+def resolve_model(spec: str | None = None, *, trust_remote_code: bool = False, progress: bool = True) -> ModelSpec:
     """Turn ``--model`` into a loadable folder or hub id, converting GGUF files once.
+
+    A name that is neither a built-in model, a folder, a ``.gguf`` file nor a Hugging Face id in
+    the local cache fails at once when the Hub cannot be reached (a one-second probe), naming the
+    built-in models, instead of after the Hub client's retries. A cached Hub id loads from its
+    local snapshot when the Hub is unreachable. ``progress``: show the bar of a GGUF conversion.
 
     Examples
     --------
     >>> resolve_model().name  # doctest: +SKIP
     'smollm2-135m-instruct'
+    >>> resolve_model("smollm3")  # offline  # doctest: +SKIP
+    Traceback (most recent call last):
+    ...
+    coreselect.errors.ModelError: unknown model 'smollm3': ...; did you mean smollm2-135m-instruct?
     """
     name = spec or DEFAULT_MODEL
     if name in BUILTIN_MODELS:
-        return _from_gguf(name, BUILTIN_MODELS[name]())
+        return _from_gguf(name, BUILTIN_MODELS[name](), progress=progress)
     path = Path(name).expanduser()
     if path.suffix == ".gguf":
         if not path.is_file():
             raise ModelError(f"{path}: GGUF model file not found")
-        return _from_gguf(name, path)
+        return _from_gguf(name, path, progress=progress)
     if path.exists():
         if not path.is_dir() or not (path / "config.json").is_file():
             raise ModelError(f"{path}: not a model folder (no config.json)")
@@ -107,8 +119,29 @@ def resolve_model(spec: str | None = None, *, trust_remote_code: bool = False) -
         return ModelSpec(name, str(path.resolve()), _folder_fingerprint(path))
     if name.startswith((".", "/", "~")) or name.count("/") > 1:
         raise ModelError(f"{name}: model path not found")
-    # A hub id: the revision pins the content; transformers resolves it (needs the hub).
-    return ModelSpec(name, name, f"hub:{name}")
+    # A hub id: the revision pins the content; transformers resolves it (needs the hub or its cache).
+    return ModelSpec(name, _hub_model_path(name), f"hub:{name}")
+
+
+def _hub_model_path(name: str) -> str:
+    """Where a Hub id loads from: the id itself when the Hub answers, else its cached snapshot;
+    a one-line :class:`ModelError` naming the built-in models when it is neither."""
+    from coreselect.hub import cache_dirs, hub_reachable
+
+    snapshots = cache_dirs()[1] / ("models--" + name.replace("/", "--")) / "snapshots"
+    cached = sorted((p for p in snapshots.glob("*") if (p / "config.json").is_file()),
+                    key=lambda p: p.stat().st_mtime) if snapshots.is_dir() else []
+    if hub_reachable():
+        return name
+    if cached:
+        log.info("%s: the Hub is unreachable; loading the cached snapshot %s", name, cached[-1].name[:12])
+        return str(cached[-1])
+    close = [m for m in BUILTIN_MODELS  # a prefix like the name: smollm3 -> smollm2-135m-instruct
+             if difflib.SequenceMatcher(None, name.lower(), m[: len(name)]).ratio() >= 0.7]
+    hint = f"; did you mean {close[0]}?" if close else ""
+    raise ModelError(f"unknown model {name!r}: not a built-in model ({', '.join(BUILTIN_MODELS)}), a model "
+                     "folder or .gguf file, nor a Hugging Face id in the local cache, and the Hub is unreachable "
+                     f"(or HF_HUB_OFFLINE is set){hint}")
 
 
 def _check_config(path: Path) -> None:
@@ -121,15 +154,44 @@ def _check_config(path: Path) -> None:
         raise ModelError(f"{path}: not a valid model config (a JSON object is expected)")
 
 
-def _from_gguf(name: str, gguf: Path) -> ModelSpec:
+def _from_gguf(name: str, gguf: Path, *, progress: bool = True) -> ModelSpec:
     digest = _file_sha256(gguf)
     target = cache_dir() / "models" / f"{gguf.stem}-{digest[:12]}"
     if not (target / "config.json").is_file():
-        _convert_gguf(gguf, target)
+        _convert_gguf(gguf, target, progress=progress)
     return ModelSpec(name, str(target), f"sha256:{digest}")
 
 
-def _convert_gguf(gguf: Path, target: Path) -> None:
+@contextlib.contextmanager
+def hf_progress(progress: bool = True) -> Iterator[None]:
+    """Around a transformers load: its per-load "Loading weights" bar off, Hub download and GGUF
+    conversion bars on only with ``progress`` (and when Hub bars are not turned off process-wide,
+    as ``--no-progress`` and ``HF_HUB_DISABLE_PROGRESS_BARS`` do)."""
+    import huggingface_hub.utils as hub
+    import transformers.modeling_gguf_pytorch_utils as gguf_utils
+    from transformers.utils import logging as tf_logging
+
+    was_tf, was_hub = tf_logging.is_progress_bar_enabled(), not hub.are_progress_bars_disabled()
+    shown = progress and was_hub
+    bar = gguf_utils.tqdm
+    tf_logging.disable_progress_bar()  # also turns off the Hub's bars
+    if shown:
+        hub.enable_progress_bars()
+    else:
+        gguf_utils.tqdm = functools.partial(bar, disable=True)
+    try:
+        yield
+    finally:
+        gguf_utils.tqdm = bar
+        if was_tf:
+            tf_logging.enable_progress_bar()
+        if was_hub:
+            hub.enable_progress_bars()
+        else:
+            hub.disable_progress_bars()
+
+
+def _convert_gguf(gguf: Path, target: Path, *, progress: bool = True) -> None:
     """Dequantise a GGUF file into a bf16 safetensors folder, atomically."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -139,12 +201,13 @@ def _convert_gguf(gguf: Path, target: Path) -> None:
     tmp = Path(tempfile.mkdtemp(prefix=".convert-", dir=target.parent))
     try:
         try:
-            tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
-            model = AutoModelForCausalLM.from_pretrained(
-                str(gguf.parent), gguf_file=gguf.name, dtype=torch.bfloat16
-            )
+            with hf_progress(progress):
+                tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+                model = AutoModelForCausalLM.from_pretrained(
+                    str(gguf.parent), gguf_file=gguf.name, dtype=torch.bfloat16
+                )
         except Exception as err:  # transformers raises many types for a bad file
-            raise ModelError(f"{gguf}: cannot load GGUF model ({type(err).__name__}: {err})") from None
+            raise ModelError(f"{gguf}: cannot load GGUF model ({type(err).__name__}: {_one_line(err)})") from None
         # transformers refuses save_pretrained on a GGUF-quantised model until the marker goes.
         model.hf_quantizer = None
         if hasattr(model.config, "quantization_config"):
@@ -199,12 +262,13 @@ def _folder_fingerprint(path: Path) -> str:
 
 def load_model(
     spec: ModelSpec, *, dtype: str = "bfloat16", device: str | None = None,
-    trust_remote_code: bool = False,
+    trust_remote_code: bool = False, progress: bool = True,
 ) -> tuple[Any, Any]:
     """Load ``(model, tokenizer)`` for inference, in eval mode.
 
     ``dtype`` is ``"bfloat16"`` (the default: fastest on CPU and GPU), ``"float16"`` or
-    ``"float32"``. ``device`` defaults to CUDA when present.
+    ``"float32"``. ``device`` defaults to CUDA when present. ``progress``: show the bars of a
+    Hub download (see :func:`hf_progress`).
     """
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -212,15 +276,27 @@ def load_model(
     if device is None:
         device = "cuda" if torch.cuda.is_available() else "cpu"
     try:
-        tok = AutoTokenizer.from_pretrained(spec.path, trust_remote_code=trust_remote_code)
-        model = AutoModelForCausalLM.from_pretrained(
-            spec.path, dtype=getattr(torch, dtype), trust_remote_code=trust_remote_code
-        )
+        with hf_progress(progress):
+            tok = AutoTokenizer.from_pretrained(spec.path, trust_remote_code=trust_remote_code)
+            model = AutoModelForCausalLM.from_pretrained(
+                spec.path, dtype=getattr(torch, dtype), trust_remote_code=trust_remote_code
+            )
     except OSError as err:
-        raise ModelError(f"{spec.name}: cannot load model ({err})".splitlines()[0]) from None
+        raise ModelError(f"{spec.name}: cannot load model ({_one_line(err)})") from None
     except Exception as err:  # transformers raises many types for a bad folder (ValueError, KeyError, ...)
-        raise ModelError(f"{spec.name}: cannot load model ({type(err).__name__}: {err})".splitlines()[0]) from None
+        raise ModelError(f"{spec.name}: cannot load model ({type(err).__name__}: {_one_line(err)})") from None
     model.to(device).eval()
     if tok.pad_token_id is None:
         tok.pad_token = tok.eos_token
     return model, tok
+
+
+def _one_line(err: BaseException, limit: int = 400) -> str:
+    r"""An error message on one line, whole up to ``limit`` characters (never cut mid-sentence
+    without saying so).
+
+    >>> _one_line(ValueError("first line (a\n  b)"))
+    'first line (a b)'
+    """
+    text = " ".join(str(err).split())
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"

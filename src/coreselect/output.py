@@ -81,23 +81,45 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         raise
 
 
+def output_container(out: Path) -> tuple[str, bool]:
+    """``(container, gzipped)`` that ``-o out`` is written in, from its name like the readers'
+    (:func:`coreselect.readers.container_of`); any other name gets JSON Lines.
+
+    >>> output_container(Path("core.csv.gz")), output_container(Path("core.arrow")), output_container(Path("core.txt"))
+    (('csv', True), ('arrow', False), ('jsonl', False))
+    """
+    from coreselect.readers import container_of
+
+    return container_of(out.name) or ("jsonl", out.name.lower().endswith(".gz"))
+
+
 def subset_bytes(ds: Dataset, order: Sequence[int], out: Path) -> bytes:
-    """Serialise the records at ``order`` in the container of ``out`` (which follows the input)."""
-    name = out.name.lower()
-    compressed = name.endswith(".gz")
-    base = name[:-3] if compressed else name
-    if base.endswith(".parquet"):
+    """Serialise the records at ``order`` in the container of ``out`` (which follows the input).
+
+    JSON Lines from JSON Lines (or in-memory records) are the source lines byte for byte; CSV/TSV
+    cells that hold lists or objects are written as JSON (which the CSV reader parses back for
+    ``conversations`` and ``messages``); ``.arrow`` is an Arrow IPC stream, as ``datasets`` writes.
+    """
+    container, compressed = output_container(out)
+    records = [ds.examples[i].record for i in order]
+    if container in ("parquet", "arrow"):
         import io
 
         import pyarrow as pa
         import pyarrow.parquet as pq
 
+        table = pa.Table.from_pylist(records)
         buf = io.BytesIO()
-        pq.write_table(pa.Table.from_pylist([ds.examples[i].record for i in order]), buf)
+        if container == "parquet":
+            pq.write_table(table, buf)
+        else:
+            with pa.ipc.new_stream(buf, table.schema) as writer:
+                writer.write_table(table)
         return buf.getvalue()
-    if base.endswith(".json"):
-        body = json.dumps([ds.examples[i].record for i in order], ensure_ascii=False, indent=2)
-        data = (body + "\n").encode()
+    if container == "json":
+        data = (json.dumps(records, ensure_ascii=False, indent=2) + "\n").encode()
+    elif container in ("csv", "tsv"):
+        data = _csv_bytes(records, "\t" if container == "tsv" else ",")
     else:
         lines: Iterator[str] = (
             ds.raw_lines[i] if ds.raw_lines is not None
@@ -108,7 +130,29 @@ def subset_bytes(ds: Dataset, order: Sequence[int], out: Path) -> bytes:
     return gzip.compress(data, mtime=0) if compressed else data
 
 
+def _csv_bytes(records: Sequence[dict], delimiter: str) -> bytes:
+    import csv
+    import io
+
+    header: dict[str, None] = {}
+    for rec in records:
+        header.update(dict.fromkeys(rec))
+    buf = io.StringIO()
+    w = csv.writer(buf, delimiter=delimiter, lineterminator="\n")
+    w.writerow(header)
+    for rec in records:
+        w.writerow([_cell(rec.get(k)) for k in header])
+    return buf.getvalue().encode()
+
+
+def _cell(v: object) -> str:
+    if v is None:
+        return ""
+    return v if isinstance(v, str) else json.dumps(v, ensure_ascii=False)
+
+
 def default_output_name(ds: Dataset) -> str:
-    """``core.jsonl``-style name in the input's container, e.g. ``core.json.gz``."""
-    ext = {"jsonl": ".jsonl", "json": ".json", "parquet": ".parquet"}[ds.container]
+    """``core.jsonl``-style name in the input's container, e.g. ``core.json.gz``; JSON Lines for
+    Arrow files, ``save_to_disk`` folders, Hugging Face ids and in-memory records."""
+    ext = {"json": ".json", "parquet": ".parquet", "csv": ".csv", "tsv": ".tsv"}.get(ds.container, ".jsonl")
     return "core" + ext + (".gz" if ds.compressed else "")

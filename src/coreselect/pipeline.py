@@ -23,14 +23,15 @@ from typing import Any
 import numpy as np
 
 from coreselect import __version__
-from coreselect.data import Dataset, load_dataset
-from coreselect.errors import ConfigError
+from coreselect.data import Dataset
+from coreselect.errors import ConfigError, StoreError
 from coreselect.job import SelectJob
 from coreselect.manifest import Budget, Counts, DataRef, FeatureRef, MethodRef, SelectionManifest
 from coreselect.models import cache_dir, resolve_model
 from coreselect.output import atomic_write_bytes, check_writable, subset_bytes
 from coreselect.score import label_scores, score_selection
 from coreselect.selection import make_selector
+from coreselect.sources import load_data
 from coreselect.store import FeatureStore
 
 log = logging.getLogger(__name__)
@@ -44,10 +45,19 @@ class SelectResult:
     manifest: SelectionManifest
 
 
-def resolve_budget(n_pool: int, ratio: float | None, n: int | None) -> int:
-    """``--ratio`` or ``--n`` -> a number of examples in ``[1, n_pool]``."""
-    if (ratio is None) == (n is None):
-        raise ConfigError("give exactly one of --ratio and --n")
+def resolve_budget(n_pool: int, ratio: float | None, n: int | None, budget_tokens: int | None = None) -> int:
+    """``--ratio`` or ``--n`` -> a number of examples in ``[1, n_pool]``; with ``--budget-tokens``
+    alone, the whole pool (the token budget then decides how many).
+
+    >>> resolve_budget(200, 0.15, None), resolve_budget(200, None, None, budget_tokens=5000)
+    (30, 200)
+    """
+    if ratio is not None and n is not None:
+        raise ConfigError("give only one of --ratio and --n")
+    if ratio is None and n is None:
+        if budget_tokens is not None:
+            return n_pool
+        raise ConfigError("give --ratio, --n or --budget-tokens")
     if ratio is not None:
         if not isinstance(ratio, (int, float)) or math.isnan(ratio) or not 0 < ratio <= 1:
             raise ConfigError(f"--ratio must be in (0, 1], got {ratio}")
@@ -62,8 +72,29 @@ def resolve_budget(n_pool: int, ratio: float | None, n: int | None) -> int:
 
 
 def features_dir(job: SelectJob, key: str) -> Path:
+    """Where a job's store lives when ``--features-dir`` names none: ``<work dir>/<key[:16]>``."""
     root = Path(job.work_dir) if job.work_dir else cache_dir() / "features"
     return root / key[:16]
+
+
+def check_store(root: Path, ds: Dataset, spec: Any, config: Any, key: str) -> None:
+    """A one-line :class:`StoreError` when the store at ``root`` (``--features-dir``) holds features of
+    other data, another model or other options, saying which; nothing when it matches or is new."""
+    import json
+
+    from coreselect.featureset import store_mismatch
+
+    try:
+        have = json.loads((root / "manifest.json").read_text())
+    except (OSError, ValueError):
+        return  # no store yet (or not one): FeatureStore.create decides
+    if not isinstance(have, dict):
+        return
+    why = store_mismatch(have, {"key": key, "data": {"path": str(ds.path), "fingerprint": ds.fingerprint},
+                                "model": spec.to_json(), "config": config.to_json()})
+    if why:
+        what = why.replace("another model", "features of another model", 1)
+        raise StoreError(f"{root}: holds {what}; use a store of this data, model and options, or another directory")
 
 
 def run_select(job: SelectJob) -> SelectResult:
@@ -74,9 +105,9 @@ def run_select(job: SelectJob) -> SelectResult:
 
     timings: dict[str, float] = {}
     t = time.perf_counter()
-    ds = load_dataset(job.data or demo_path(), on_error=job.on_error)
+    ds = load_data(demo_path() if job.data is None else job.data, on_error=job.on_error)  # a path, records, ...
     timings["load_data"] = time.perf_counter() - t
-    k = resolve_budget(len(ds), job.ratio, job.n)
+    k = resolve_budget(len(ds), job.ratio, job.n, job.budget_tokens)
     out = Path(job.output) if job.output else Path(_default_name(ds))
     manifest_path = out.with_name(out.name + ".manifest.json")
     check_writable(out, job.overwrite, inputs=[ds.path])
@@ -89,22 +120,33 @@ def run_select(job: SelectJob) -> SelectResult:
     selector.check_params(len(ds))  # a bad method parameter fails now, not after extraction
     executor = make_executor(job.engine, address=job.ray_address, n_actors=job.ray_actors)
     store = None
-    X_scored = coverage = None  # the features the picks are scored on, or the workers' scores
-    if selector.needs_features:
+    X_scored = coverage = removed = None  # the features the picks are scored on, or the workers' scores
+    # the store also holds the per-row scores and stats, and dedup and token budgets read it
+    user_features = None
+    if job.features_file is not None:  # the user's own features: no model, no store
+        from coreselect.featureset import select_on_file
+
+        t = time.perf_counter()
+        X_scored, removed, user_features = select_on_file(job, selector, len(ds))
+    elif selector.needs_features or selector.needs_scores or job.dedup is not None or job.budget_tokens is not None:
         t = time.perf_counter()
         if job.features.kind == "text":
             from coreselect.features.text import resolve_text_model
 
             spec = resolve_text_model(job.model)
         else:
-            spec = resolve_model(job.model, trust_remote_code=job.trust_remote_code)
+            spec = resolve_model(job.model, trust_remote_code=job.trust_remote_code, progress=job.progress)
         key = store_key(ds.fingerprint, spec, job.features)
-        store = executor.extract(ds, spec, job.features, features_dir(job, key), progress=job.progress,
+        where = Path(job.features_dir) if job.features_dir else features_dir(job, key)
+        if job.features_dir:
+            check_store(where, ds, spec, job.features, key)
+        store = executor.extract(ds, spec, job.features, where, progress=job.progress,
                                  trust_remote_code=job.trust_remote_code)
         timings["extract"] = time.perf_counter() - t
         t = time.perf_counter()
-        X_scored, coverage = executor.select(selector, store, normalize=job.normalize)
-    else:
+        X_scored, coverage, removed = executor.select(selector, store, normalize=job.normalize, dedup=job.dedup,
+                                                      budget_tokens=job.budget_tokens)
+    if user_features is None and store is None:
         t = time.perf_counter()
         selector.fit(np.zeros((len(ds), 1), dtype=np.float32))
     timings["select"] = time.perf_counter() - t
@@ -117,12 +159,14 @@ def run_select(job: SelectJob) -> SelectResult:
     order = np.sort(idx) if job.keep_order else idx
 
     t = time.perf_counter()
-    manifest = _manifest(job, ds, k, selector, store, idx, scores)
+    manifest = _manifest(job, ds, k, selector, store, idx, scores, removed)
+    if user_features is not None:
+        manifest.features = user_features
     atomic_write_bytes(out, subset_bytes(ds, order.tolist(), out))
     timings["export"] = time.perf_counter() - t
     manifest.timings = {k2: round(v, 3) for k2, v in timings.items()}
     manifest.write(manifest_path)
-    log.info("selected %d of %d examples with %s -> %s", k, len(ds), job.method, out)
+    log.debug("selected %d of %d examples with %s -> %s", len(idx), len(ds), job.method, out)  # the CLI says it once
     return SelectResult(idx, out, manifest_path, manifest)
 
 
@@ -133,10 +177,12 @@ def _default_name(ds: Dataset) -> str:
 
 
 def _manifest(job: SelectJob, ds: Dataset, k: int, selector: Any, store: FeatureStore | None,
-              idx: np.ndarray, scores: dict[str, Any]) -> SelectionManifest:
+              idx: np.ndarray, scores: dict[str, Any], removed: int | None) -> SelectionManifest:
     rows = idx.tolist()
     features = None
+    picked_tokens = None
     if store is not None:
+        picked_tokens = int(store.load(["n_tokens"])["n_tokens"][idx].sum())
         sm = store.manifest
         features = FeatureRef(sm["config"], str(store.root), sm["key"], sm["dims"],
                               normalize="raw" if selector.wants_raw_features else job.normalize,
@@ -144,8 +190,9 @@ def _manifest(job: SelectJob, ds: Dataset, k: int, selector: Any, store: Feature
                               tokens=sm["stats"]["tokens"], truncated=sm["stats"]["truncated"])
     return SelectionManifest(
         version=__version__,
-        data=DataRef(str(ds.path), ds.fingerprint, ds.format, ds.container),
-        budget=Budget(job.ratio, job.n, k),
+        data=DataRef(str(ds.path), ds.fingerprint, ds.format, ds.container, columns=ds.columns),
+        budget=Budget(job.ratio, job.n, len(rows), tokens=job.budget_tokens, picked_tokens=picked_tokens),
+        dedup=None if job.dedup is None else {"threshold": job.dedup, "removed": removed},
         counts=Counts(len(ds), len(rows), len(ds.skipped), ds.duplicates),
         method=MethodRef(job.method, _jsonable(selector.get_params())),
         order="input" if job.keep_order else "selection",
@@ -153,7 +200,9 @@ def _manifest(job: SelectJob, ds: Dataset, k: int, selector: Any, store: Feature
         model=store.manifest["model"] if store is not None else None,
         features=features, skipped=list(ds.skipped),
         indices=[ds.examples[i].source_index for i in rows], lines=[ds.examples[i].line for i in rows], rows=rows,
-        coverage_curve=[round(float(r), 6) for r in selector.radii_] if hasattr(selector, "radii_") else None,
+        # a method fitted for more picks than a token budget kept has a longer curve: cut to the picks
+        coverage_curve=([round(float(r), 6) for r in selector.radii_[: len(rows)]] if hasattr(selector, "radii_")
+                        else None),
         scores=scores,
     )
 

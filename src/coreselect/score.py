@@ -1,64 +1,160 @@
-"""Scoring a selection: coverage in feature space and, when asked, label coverage and balance.
+"""Scoring a selection: coverage in feature space and, when asked, label coverage and balance,
+each beside what a random pick of the same size scores.
 
-Used by ``coreselect select`` (the manifest's ``scores``) and ``coreselect score MANIFEST``.
+Used by ``coreselect select`` (the manifest's ``scores``) and ``coreselect score MANIFEST``, which
+scores any pick (``random`` included) on the manifest's own features, or on a store given with
+``--features-dir`` (any store of the same data: ``coreselect extract -o DIR``). "Balance" is the
+normalised entropy of :func:`coreselect.metrics.label_balance` (1 = even over the pool's labels).
+
+Examples
+--------
+>>> print(format_scores({"coverage": {"covering_radius": 0.8, "mean_nearest_distance": 0.4},
+...                      "random": {"seeds": 5, "coverage": {"covering_radius": 0.9,
+...                                                          "mean_nearest_distance": 0.5}}}))
+                       pick     random (mean of 5 seeds)
+covering radius        0.800    0.900
+mean nearest distance  0.400    0.500
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from coreselect.data import Dataset, load_dataset
 from coreselect.errors import ConfigError, StoreError
-from coreselect.metrics import coverage_metrics, label_metrics
+from coreselect.metrics import (
+    RANDOM_SEEDS,
+    coverage_metrics,
+    label_metrics,
+    random_coverage,
+    random_label_metrics,
+)
+
+if TYPE_CHECKING:
+    from coreselect.manifest import SelectionManifest
+    from coreselect.store import FeatureStore
 
 log = logging.getLogger(__name__)
 
 
 def label_scores(ds: Dataset, rows: Sequence[int], columns: Sequence[str]) -> dict[str, Any]:
     """Coverage and balance of each label column (labels are read here only, never by selectors)."""
-    out = {}
-    for col in columns:
-        missing = [e.line for e in ds.examples if col not in e.record]
-        if missing:
-            raise ConfigError(f"{ds.path}:{missing[0]}: label column {col!r} missing "
-                              f"({len(missing)} records lack it)")
-        labels = [json.dumps(e.record[col], sort_keys=True) if not isinstance(e.record[col], str)
-                  else e.record[col] for e in ds.examples]
-        if len(rows):
-            out[col] = label_metrics(labels, list(rows))
-    return out
+    from coreselect.featureset import labels_of
+
+    labels = labels_of(ds, columns)  # a missing column is one error, even with no rows
+    return {col: label_metrics(list(v), list(rows)) for col, v in labels.items()} if len(rows) else {}
 
 
-def score_selection(X: np.ndarray | None, rows: Sequence[int], ds: Dataset,
-                    label_columns: Sequence[str] = ()) -> dict[str, Any]:
-    """``{"coverage": {...}, "labels": {...}}`` for the picked feature rows ``rows``."""
+def score_selection(X: np.ndarray | None, rows: Sequence[int], ds: Dataset, label_columns: Sequence[str] = (),
+                    *, random_seeds: int = 0) -> dict[str, Any]:
+    """``{"coverage": {...}, "labels": {...}}`` for the picked feature rows ``rows``; with
+    ``random_seeds``, also ``"random"``: the same figures for uniform random picks of the same
+    size (the mean over that many seeds)."""
     scores: dict[str, Any] = {}
+    k = len(rows)
     if X is not None and X.shape[1] > 1:
         scores["coverage"] = coverage_metrics(X, rows)
     if label_columns:
         scores["labels"] = label_scores(ds, rows, label_columns)
+    if random_seeds and k:
+        rnd: dict[str, Any] = {"seeds": random_seeds}
+        if "coverage" in scores:
+            rnd["coverage"] = {key: v for key, v in random_coverage(X, k, seeds=random_seeds).items()  # type: ignore[arg-type]
+                               if key != "seeds"}
+        if label_columns:
+            from coreselect.featureset import labels_of
+
+            rnd["labels"] = {col: {key: v for key, v in random_label_metrics(list(lab), k, seeds=random_seeds).items()
+                                   if key != "seeds"} for col, lab in labels_of(ds, label_columns).items()}
+        scores["random"] = rnd
     return scores
 
 
-def score_manifest(path: str | Path, label_columns: Sequence[str] = ()) -> dict[str, Any]:
-    """Recompute the scores of a selection from its manifest, data and feature store.
+def load_selection(m: SelectionManifest, *, features_dir: str | Path | None = None, normalize: str | None = None
+                   ) -> tuple[Dataset, np.ndarray | None, FeatureStore | None, str]:
+    """The data of a selection, checked against its manifest, and the features to score it on
+    (:func:`selection_features`): ``(dataset, X or None, store or None, where X came from)``."""
+    ds = load_dataset(m.resolve(m.data.path), on_error="skip" if m.counts.skipped else "raise",
+                      columns=m.data.columns)
+    if m.data.fingerprint and ds.fingerprint != m.data.fingerprint:
+        raise StoreError(f"{m.data.path}: the data changed since the selection (fingerprint differs)")
+    if m.rows is None:
+        raise ConfigError(f"{m.path or 'manifest'}: the manifest lists no feature-store rows (written by an older "
+                          "version)")
+    return (ds, *selection_features(m, len(ds), features_dir=features_dir, normalize=normalize))
 
-    The features are normalised as the manifest says they were scored
-    (:meth:`~coreselect.manifest.SelectionManifest.load_features`), so the coverage reproduces it.
+
+def selection_features(m: SelectionManifest, n_pool: int, *, features_dir: str | Path | None = None,
+                       normalize: str | None = None) -> tuple[np.ndarray | None, FeatureStore | None, str]:
+    """The features to score a selection on: the store ``features_dir`` when given (any store of
+    the same data; ``normalize`` default ``center-l2``), else the manifest's own store or
+    features file (default: normalised as it was scored); ``(None, None, "")`` when it used none."""
+    from coreselect.features.transform import prepare_features
+    from coreselect.featureset import FEATURE_FILE_TYPES, check_rows, check_store_data, read_features_file
+    from coreselect.store import FeatureStore
+
+    if features_dir is not None:
+        store = FeatureStore.open(features_dir)
+        check_store_data(store, m.data.fingerprint, n_pool)
+        return prepare_features(store.load(store.groups), normalize=normalize or "center-l2"), store, str(store.root)
+    if m.features is None:
+        return None, None, ""
+    norm = normalize or m.features.scored_with
+    if m.features.store.endswith(FEATURE_FILE_TYPES):  # features the user brought (--features-file)
+        path = m.resolve(m.features.store)
+        groups = read_features_file(path)
+        check_rows(next(iter(groups.values())).shape[0], n_pool, str(path))
+        return prepare_features(groups, normalize=norm), None, str(path)
+    store = m.open_store()
+    return prepare_features(store.load(store.groups), normalize=norm), store, str(store.root)
+
+
+def score_manifest(path: str | Path, label_columns: Sequence[str] = (), *, features_dir: str | Path | None = None,
+                   random_seeds: int = RANDOM_SEEDS) -> dict[str, Any]:
+    """Score the selection of a manifest on its data and features, beside random picks.
+
+    The features are the manifest's, normalised as it says they were scored (so the coverage
+    reproduces its scores), or those of the store ``features_dir`` (any store of the same data,
+    centred and L2-normalised): so any pick, ``random`` included, can be scored. Without
+    features, only the label columns are scored.
     """
     from coreselect.manifest import SelectionManifest
 
     m = SelectionManifest.read(path)
-    ds = load_dataset(m.resolve(m.data.path), on_error="skip" if m.counts.skipped else "raise")
-    if m.data.fingerprint and ds.fingerprint != m.data.fingerprint:
-        raise StoreError(f"{m.data.path}: the data changed since the selection (fingerprint differs)")
-    if m.rows is None:
-        raise ConfigError(f"{path}: the manifest lists no feature-store rows (written by an older version)")
-    X = m.load_features() if m.features else None
-    return score_selection(X, m.rows, ds, label_columns)
+    ds, X, _, where = load_selection(m, features_dir=features_dir)
+    if X is None and m.features is None:
+        log.warning("%s: the selection used no features (method %s); pass --features-dir DIR (a store of the "
+                    "same data, e.g. from `coreselect extract DATA -o DIR`) to score its coverage", path,
+                    m.method.name)
+    scores = score_selection(X, m.rows or [], ds, label_columns, random_seeds=random_seeds)
+    if where:
+        scores["features"] = where
+    return scores
+
+
+def format_scores(scores: dict[str, Any]) -> str:
+    """The scores as a table: each figure of the pick beside the random expectation."""
+    rnd = scores.get("random", {})
+    rows = [("", "pick", f"random (mean of {rnd.get('seeds', RANDOM_SEEDS)} seeds)" if rnd else "", "")]
+    cov, rcov = scores.get("coverage"), rnd.get("coverage", {})
+    for key in ("covering_radius", "mean_nearest_distance") if cov else ():
+        rows.append((key.replace("_", " "), f"{cov[key]:.3f}", f"{rcov[key]:.3f}" if key in rcov else "", ""))
+    for col, s in scores.get("labels", {}).items():
+        r = rnd.get("labels", {}).get(col, {})
+        rows.append((f"{col}: labels covered", f"{s['labels_in_core']}/{s['labels_in_pool']}",
+                     f"{r['labels_in_core']:.1f}" if r else "", ""))
+        rows.append((f"{col}: balance", f"{s['balance']:.3f}", f"{r['balance']:.3f}" if r else "",
+                     f"pool {s['pool_balance']:.3f} (1 = even over the pool's labels, 0 = one label)"))
+    w = max(len(r[0]) for r in rows) + 2
+    lines = [f"{a:{w}}{b:9}{c:9}{d}".rstrip() for a, b, c, d in rows]
+    if "features" in scores:
+        lines.append(f"features: {scores['features']}")
+    return "\n".join(lines)
+
+
+__all__ = ["format_scores", "label_scores", "load_selection", "score_manifest", "score_selection", "selection_features"]

@@ -3,7 +3,8 @@
 Layout of a store directory::
 
     manifest.json            what was extracted, from which data and model; "complete" at the end
-    shard-00000.safetensors  rows [0, shard_rows): one tensor per feature group + per-row stats
+    shard-00000.safetensors  rows [0, shard_rows): one tensor per feature group, per-row stats
+                             and, with ``--scores``, per-row scores
     shard-00001.safetensors  ...
 
 Shards cover fixed row ranges of the input, so any executor (this process, a Ray actor pool)
@@ -41,6 +42,11 @@ _SHARD_RE = re.compile(r"^shard-(\d{5})\.safetensors$")
 _TMP_RE = re.compile(r"^\..+\.tmp$")
 #: Per-row statistics stored next to the features (int32).
 ROW_STATS = ("n_tokens", "prompt_tokens", "response_tokens", "truncated")
+#: Per-row scores stored next to the features when asked for (float32; NaN where undefined),
+#: written by :mod:`coreselect.features.scores`.
+ROW_SCORES = ("loss_cond", "loss_alone", "ifd")
+#: Every per-row column: neither kind is a feature group.
+ROW_COLUMNS = ROW_STATS + ROW_SCORES
 
 
 @dataclass(frozen=True)
@@ -134,7 +140,7 @@ class FeatureStore:
         return [s for s in self.plan() if s.shard not in done]
 
     def write_shard(self, plan: ShardPlan, arrays: dict[str, np.ndarray]) -> None:
-        """Write one shard atomically (features as float16, stats as int32)."""
+        """Write one shard atomically (features as float16, stats as int32, scores as float32)."""
         from safetensors.numpy import save
 
         n = plan.end - plan.start
@@ -144,21 +150,26 @@ class FeatureStore:
                 raise StoreError(f"shard {plan.shard}: {name} has {a.shape[0]} rows, expected {n}")
             if name in ROW_STATS:
                 tensors[name] = np.ascontiguousarray(a, dtype=np.int32)
+            elif name in ROW_SCORES:
+                tensors[name] = np.ascontiguousarray(a, dtype=np.float32)
             else:
                 f = np.clip(a, -65000.0, 65000.0)  # float16 range: never store inf
                 tensors[name] = np.ascontiguousarray(f, dtype=np.float16)
         atomic_write_bytes(self.root / plan.filename, save(tensors, metadata={"start": str(plan.start)}))
 
     def finalize(self, **extra: Any) -> None:
-        """Mark the store complete once every shard exists; record dims and statistics."""
+        """Mark the store complete once every shard exists; record dims (of the feature groups),
+        the score columns (``scores``, when there are any) and statistics."""
         missing = self.pending()
         if missing:
             raise StoreError(f"{self.root}: {len(missing)} shards missing, cannot finalise")
         from safetensors import safe_open
 
         with safe_open(str(self.root / self.plan()[0].filename), framework="np") as f:
-            dims = {k: int(f.get_slice(k).get_shape()[1]) for k in f.keys() if k not in ROW_STATS}
-        self.manifest.update({"complete": True, "dims": dims, **extra})
+            names = list(f.keys())
+            dims = {k: int(f.get_slice(k).get_shape()[1]) for k in names if k not in ROW_COLUMNS}
+        scores = [k for k in ROW_SCORES if k in names]
+        self.manifest.update({"complete": True, "dims": dims, **({"scores": scores} if scores else {}), **extra})
         atomic_write_bytes(self.root / "manifest.json", _dumps(self.manifest))
         for p in self.root.iterdir():  # left by writers killed mid-write; never read
             if _TMP_RE.match(p.name) and p.is_file():
@@ -170,9 +181,21 @@ class FeatureStore:
     def groups(self) -> list[str]:
         return list(self.manifest.get("dims", {}))
 
+    @property
+    def columns(self) -> list[str]:
+        """The per-row columns: the stats, then the scores the store holds (``--scores``)."""
+        return list(ROW_STATS) + [k for k in self.manifest.get("scores", []) if k in ROW_SCORES]
+
     def load(self, names: list[str] | None = None) -> dict[str, np.ndarray]:
-        """Read feature groups (float16) and row stats (int32) for all rows, in row order."""
-        names = names or self.groups + [s for s in ROW_STATS]
+        """Read feature groups (float16), row stats (int32) and scores (float32) for all rows, in
+        row order; all of them when ``names`` is None. A column the store lacks is a one-line
+        :class:`StoreError`.
+        """
+        names = names or self.groups + self.columns
+        lacking = [k for k in names if k in ROW_SCORES and k not in self.columns]
+        if lacking:
+            raise StoreError(f"{self.root}: holds no {', '.join(lacking)} scores; extract with --scores "
+                             "(a method that needs them turns them on)")
         parts = [read_shard(self.root, sp, names) for sp in self.plan()]
         return {k: np.concatenate([p[k] for p in parts]) for k in names}
 
@@ -241,6 +264,9 @@ def _check_manifest(path: Path, m: dict[str, Any]) -> None:
     dims = m.get("dims", {})
     if not isinstance(dims, dict) or not all(isinstance(v, int) and not isinstance(v, bool) for v in dims.values()):
         raise StoreError(f'{path}: field "dims": must map group names to integers')
+    scores = m.get("scores", [])
+    if not isinstance(scores, list) or not all(isinstance(v, str) for v in scores):
+        raise StoreError(f'{path}: field "scores": must be a list of column names')
 
 
 def _difference(old: dict[str, Any], new: dict[str, Any]) -> str:

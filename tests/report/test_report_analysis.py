@@ -53,7 +53,9 @@ def test_label_stats_and_detection():
     s = analysis.label_stats(recs, "category", np.array([0, 3]))
     assert s.labels == ["a", "b", "c"] and s.pool_counts.tolist() == [30, 20, 10]
     assert s.core_counts.tolist() == [1, 1, 0] and s.n_covered == 2
-    assert s.tv_distance == pytest.approx(0.5 * (abs(0.5 - 0.5) + abs(1 / 3 - 0.5) + abs(1 / 6)))
+    # balance: the normalised entropy over the pool's 3 labels (one meaning, as score and the manifest)
+    assert s.balance == pytest.approx(np.log(2) / np.log(3))
+    assert s.pool_balance == pytest.approx(-(np.log(1 / 2) / 2 + np.log(1 / 3) / 3 + np.log(1 / 6) / 6) / np.log(3))
     many = [{"label": str(i)} for i in range(600)]
     assert analysis.detect_label_columns(many) == []  # too many distinct values
     assert analysis.detect_label_columns([{"label": 1}, {"label": 2}]) == []  # not strings

@@ -92,3 +92,50 @@ def test_fills_budget_past_saturation(check_pick):
     sel = FacilityLocation(n_select=12, n_neighbors=4).fit(X)
     check_pick(sel.indices_, 12, 12)
     assert sel.gains_[3:].max() == 0
+
+
+def naive_weighted_greedy(S, k, tie, bonus, costs=None, budget=np.inf):
+    """Textbook (cost-benefit) greedy with a modular bonus: the best (gain + bonus) / cost among
+    the rows that still fit, every candidate evaluated at every step."""
+    S = np.asarray(S, dtype=np.float64)
+    costs = np.ones(S.shape[1]) if costs is None else costs
+    best, picks, left = np.zeros(S.shape[0]), [], budget
+    while len(picks) < k:
+        g = (np.maximum(S - best[:, None], 0).sum(0) + bonus) / costs
+        g[picks] = -np.inf
+        g[costs > left] = -np.inf
+        if not np.isfinite(g.max()):
+            break
+        top = np.flatnonzero(g == g.max())
+        j = int(top[np.argmin(tie[top])])
+        picks.append(j)
+        left -= costs[j]
+        best = np.maximum(best, S[:, j])
+    return picks
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_bonus_and_cost_benefit_greedy_equal_the_naive_greedy(seed):
+    rng = np.random.default_rng(seed)
+    S = rng.random((40, 40)) ** 3
+    bonus = rng.random(40) * 2
+    costs = rng.integers(1, 20, 40).astype(float)
+    tie = np.random.default_rng(seed).permutation(40)
+    idx, gains = facility_location_greedy(S, 12, random_state=seed, bonus=bonus)
+    assert idx.tolist() == naive_weighted_greedy(S, 12, tie, bonus)
+    assert np.all(np.diff(gains) <= 1e-12)
+    budget = 60.0
+    idx, _ = facility_location_greedy(S, 40, random_state=seed, bonus=bonus, costs=costs, budget=budget)
+    assert idx.tolist() == naive_weighted_greedy(S, 40, tie, bonus, costs, budget)
+    assert costs[idx].sum() <= budget
+    # nothing left that fits: the greedy stopped because the budget ran out, not early
+    assert np.all(np.delete(costs, idx) > budget - costs[idx].sum())
+
+
+def test_selector_under_a_token_budget_picks_by_gain_per_token(check_pick):
+    X = np.random.default_rng(3).normal(size=(50, 6)).astype(np.float32)
+    costs = np.random.default_rng(4).integers(5, 50, 50).astype(float)
+    sel = FacilityLocation(n_select=50, n_neighbors=50).fit(X, costs=costs, budget=200)
+    ref = naive_weighted_greedy(cosine(X), 50, np.random.default_rng(0).permutation(50), np.zeros(50), costs, 200)
+    assert sel.indices_.tolist() == ref and costs[sel.indices_].sum() <= 200
+    assert sel.n_fitted_ == 50

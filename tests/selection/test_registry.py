@@ -7,10 +7,14 @@ from coreselect.selection import available_methods, get_selector_class, make_sel
 
 METHODS = [
     "facility-location",
+    "ifd",
     "kcenter",
     "kmeans-centroid",
+    "longest",
     "ltd",
     "neuron-coverage",
+    "quality-coverage",
+    "quality-fl",
     "random",
     "similarity-filter",
 ]

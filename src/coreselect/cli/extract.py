@@ -6,6 +6,7 @@ import argparse
 
 from coreselect.job import SelectJob
 from coreselect.options import add_arguments, from_args
+from coreselect.sources import COLUMNS_HELP, DATA_HELP
 
 HELP = "extract model features of a dataset into a feature store"
 EPILOG = """examples:
@@ -23,9 +24,12 @@ EXTRACT_OPTIONS = ("model", "features", "on_error", "trust_remote_code", "progre
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("extract", help=HELP, description=HELP + ".", epilog=EPILOG,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("data", help="instruction dataset (.jsonl/.json/.parquet, optionally .gz)")
+    p.add_argument("data", help=f"instruction dataset: {DATA_HELP}")
     p.add_argument("-o", "--output", required=True, help="feature store directory (created; resumed if it exists)")
-    p.add_argument("--shard-rows", type=int, default=None, help="examples per shard (default: 512)")
+    p.add_argument("--shard-rows", type=int, default=None,
+                   help="examples per shard (default: the pool / 32, within 32 to 512: a medium pool gets small "
+                        "shards, so an interrupted run keeps most of its work)")
+    p.add_argument("--columns", default=None, metavar="FIELD=COLUMN,...", help=COLUMNS_HELP)
     add_arguments(p, SelectJob, only=EXTRACT_OPTIONS)
     p.set_defaults(run=run)
 
@@ -34,21 +38,21 @@ def run(args: argparse.Namespace) -> int:
     from coreselect.data import load_dataset
     from coreselect.errors import ConfigError
     from coreselect.executor import make_executor
-    from coreselect.features.extract import SHARD_ROWS
     from coreselect.models import resolve_model
+    from coreselect.sources import parse_columns
 
     if args.shard_rows is not None and args.shard_rows < 1:
         raise ConfigError(f"--shard-rows must be positive, got {args.shard_rows}")
     job = from_args(SelectJob, args)
     executor = make_executor(job.engine, address=job.ray_address, n_actors=job.ray_actors)
-    ds = load_dataset(args.data, on_error=job.on_error)
+    ds = load_dataset(args.data, on_error=job.on_error, columns=parse_columns(args.columns))
     if job.features.kind == "text":
         from coreselect.features.text import resolve_text_model
 
         spec = resolve_text_model(job.model)
     else:
         spec = resolve_model(job.model, trust_remote_code=job.trust_remote_code)
-    store = executor.extract(ds, spec, job.features, args.output, shard_rows=args.shard_rows or SHARD_ROWS,
+    store = executor.extract(ds, spec, job.features, args.output, shard_rows=args.shard_rows,
                              progress=job.progress, trust_remote_code=job.trust_remote_code)
     m = store.manifest
     dims = ", ".join(f"{k} ({v})" for k, v in m["dims"].items())

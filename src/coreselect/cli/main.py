@@ -1,18 +1,47 @@
-"""Entry point: ``coreselect <subcommand> ...``. Errors print one line and exit with code 2."""
+"""Entry point: ``coreselect <subcommand> ...``. Errors print one line and exit with code 2.
+
+Command-line mistakes (an unknown flag, ``--ratio`` with ``--n``, a missing argument) are one
+line too, with no usage dump; ``-v``/``-q`` work before or after the subcommand.
+"""
 
 from __future__ import annotations
 
 import argparse
+import difflib
 import importlib
-import logging
-import os
+import re
 import sys
+from typing import NoReturn
 
 from coreselect import __version__
 from coreselect.errors import CoreselectError
 
 #: Subcommands in help order; each is a module ``coreselect.cli.<name>`` with ``add_parser``.
-SUBCOMMANDS = ["select", "extract", "score", "report", "methods", "train", "evaluate", "compare", "pool"]
+SUBCOMMANDS = ["select", "extract", "score", "report", "methods", "cache", "train", "evaluate", "compare", "pool"]
+
+
+class UsageError(CoreselectError):
+    """A command-line mistake found by argparse, as one line."""
+
+
+class Parser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` whose errors are a :class:`UsageError` (one line, no usage dump).
+
+    >>> p = Parser(prog="coreselect select")
+    >>> g = p.add_mutually_exclusive_group()
+    >>> _ = g.add_argument("--ratio"), g.add_argument("--n")
+    >>> try:
+    ...     p.parse_args(["--ratio", "0.1", "--n", "5"])
+    ... except UsageError as err:
+    ...     print(err)
+    give only one of --ratio and --n
+    """
+
+    def error(self, message: str) -> NoReturn:
+        both = re.fullmatch(r"argument (\S+): not allowed with argument (\S+)", message)
+        if both:
+            raise UsageError(f"give only one of {both.group(2)} and {both.group(1)}")
+        raise UsageError(f"{message} (see `{self.prog} --help`)")
 
 
 def _subcommand_modules():
@@ -24,41 +53,63 @@ def _subcommand_modules():
                 raise
 
 
+def _add_console_flags(p: argparse.ArgumentParser, *, top: bool) -> None:
+    """``-v``/``-q``; on a subcommand they default to nothing, so the top-level values stand."""
+    kw = {} if top else {"default": argparse.SUPPRESS}
+    p.add_argument("-v", "--verbose", action="count", help="more log output: other libraries' messages and "
+                   "warnings too (-vv: debug)", **({"default": 0} if top else kw))
+    p.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only",
+                   **({"default": False} if top else kw))
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = Parser(
         prog="coreselect",
         description="Pick the small, diverse core set of an instruction dataset from a language "
                     "model's own neural activations.",
         epilog="example: coreselect select train.jsonl --ratio 0.15 -o core.jsonl",
     )
     p.add_argument("--version", action="version", version=f"coreselect {__version__}")
-    p.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv: debug)")
-    p.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
+    _add_console_flags(p, top=True)
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for mod in _subcommand_modules():
         mod.add_parser(sub)
+    stack = list(sub.choices.values())
+    while stack:  # every subcommand, nested ones (cache list) too
+        sp = stack.pop()
+        _add_console_flags(sp, top=False)
+        stack += [c for a in sp._actions if isinstance(a, argparse._SubParsersAction) for c in a.choices.values()]
     return p
 
 
-def _quiet_libraries() -> None:
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
-    try:
-        import transformers
-
-        transformers.utils.logging.set_verbosity_error()
-        transformers.utils.logging.disable_progress_bar()
-    except ImportError:  # pragma: no cover
-        pass
+def _parse(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
+    """Parse ``argv``; an unknown flag names the closest flag of its subcommand."""
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        sp = sub.choices[args.command]
+        for a in sp._actions:  # a nested subcommand (cache list)
+            if isinstance(a, argparse._SubParsersAction) and getattr(args, a.dest, None) in a.choices:
+                sp = a.choices[getattr(args, a.dest)]
+        flags = [f for f in sp._option_string_actions if f.startswith("--")]
+        bad = extra[0]
+        close = difflib.get_close_matches(bad.split("=")[0], flags, n=1, cutoff=0.6) if bad.startswith("-") else []
+        hint = f"; did you mean {close[0]}?" if close else ""
+        raise UsageError(f"unrecognized argument{'s' if len(extra) > 1 else ''}: {' '.join(extra)}{hint} "
+                         f"(see `{sp.prog} --help`)")
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    level = logging.WARNING if args.quiet else (logging.DEBUG if args.verbose > 1 else logging.INFO)
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
-    for noisy in ("httpx", "urllib3", "filelock", "fsspec", "datasets"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-    _quiet_libraries()
+    from coreselect.cli.console import configure
+
+    try:
+        args = _parse(build_parser(), argv)
+    except UsageError as err:
+        print(f"coreselect: error: {err}", file=sys.stderr)
+        return 2
+    progress = getattr(args, "progress", True) and not getattr(args, "no_progress", False)
+    restore = configure(verbose=args.verbose, quiet=args.quiet, progress=progress)
     try:
         return args.run(args)
     except CoreselectError as err:
@@ -72,6 +123,8 @@ def main(argv: list[str] | None = None) -> int:
         print("coreselect: interrupted; finished shards are kept, rerun the same command to resume",
               file=sys.stderr)
         return 130
+    finally:
+        restore()
 
 
 if __name__ == "__main__":  # pragma: no cover

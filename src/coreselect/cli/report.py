@@ -9,6 +9,7 @@ EPILOG = """examples:
   coreselect report core.jsonl.manifest.json -o report.html
   coreselect report core.jsonl.manifest.json --label-columns task,template --projection umap
   coreselect select train.jsonl --ratio 0.15 -o core.jsonl --report report.html   # in one go
+  coreselect report random.jsonl.manifest.json --features-dir feats/   # a pick made without features
 """
 
 
@@ -36,6 +37,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-rows", type=int, default=5000,
                    help="at most this many picks in the records table (default: 5000)")
     p.add_argument("--seed", type=int, default=0, help="seed of the map, clusters and random baseline")
+    p.add_argument("--features-dir", default=None, metavar="DIR",
+                   help="map and score on this feature store (any store of the same data, e.g. from `coreselect "
+                        "extract DATA -o DIR`) instead of the selection's own; a pick made without features "
+                        "(random) otherwise gets TF-IDF text features")
     p.set_defaults(run=run)
 
 
@@ -44,6 +49,6 @@ def run(args: argparse.Namespace) -> int:
 
     out = build_report(args.manifest, args.output, projection=args.projection,
                        label_columns=args.label_columns, data_path=args.data, max_rows=args.max_rows,
-                       seed=args.seed, overwrite=args.overwrite)
+                       seed=args.seed, overwrite=args.overwrite, features_dir=args.features_dir)
     print(f"report: {out}")
     return 0

@@ -10,7 +10,7 @@ are :class:`~coreselect.executor.Executor`'s, shared with :class:`~coreselect.ex
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from coreselect.distributed.cluster import check_positive, connect, extraction_layout
@@ -56,8 +56,9 @@ class RayExecutor(Executor):
     def __repr__(self) -> str:
         return f"RayExecutor(address={self.address!r}, n_actors={self.n_actors!r})"
 
-    def _run_shards(self, store: FeatureStore, ds: Dataset, pending: list[ShardPlan], **task: Any
-                    ) -> Iterator[tuple[int, int]]:
+    def _run_shards(self, store: FeatureStore, ds: Dataset, pending: list[ShardPlan], *,
+                    on_batch: Callable[[int, int], None] | None = None, **task: Any) -> Iterator[tuple[int, int]]:
+        # on_batch is not sent to the actors: on Ray the bar moves per finished shard
         ray = connect(self.address)
         layout = extraction_layout(ray, self.n_actors)
         n = min(layout.n_actors, len(pending))
@@ -67,16 +68,21 @@ class RayExecutor(Executor):
                 "num_threads": 0 if layout.num_gpus else max(1, int(layout.num_cpus))}
         return extract_on_actors(ray, store, ds, pending, layout, n, self.actor_cls, self.max_task_retries, ctor)
 
-    def select(self, selector: Selector, store: FeatureStore, *, normalize: Normalize = "center-l2") -> Selected:
+    def select(self, selector: Selector, store: FeatureStore, *, normalize: Normalize = "center-l2",
+               dedup: float | None = None, budget_tokens: int | None = None) -> Selected:
         """``fit_distributed`` on actors holding the store's shards (the coverage of the picks is
-        scored there too); a method without it, or one that wants raw activations, runs on the
-        driver as :meth:`Executor.select <coreselect.executor.Executor.select>`."""
+        scored there too); a method without it, one that wants raw activations or reads scores,
+        and any selection with ``dedup`` or ``budget_tokens`` run on the driver as
+        :meth:`Executor.select <coreselect.executor.Executor.select>` (which loads the scores)."""
         from coreselect.distributed.ray_select import FeatureActors
 
-        if not selector.distributed or selector.wants_raw_features:
-            log.info("%s runs on the driver: only %s run on Ray actors", selector.name,
-                     ", ".join(available_methods(distributed=True)))
-            return super().select(selector, store, normalize=normalize)
+        on_driver = {"dedup": dedup is not None, "budget_tokens": budget_tokens is not None}
+        if not selector.distributed or selector.wants_raw_features or selector.needs_scores or any(on_driver.values()):
+            why = ", ".join(k for k, v in on_driver.items() if v)
+            log.info("%s runs on the driver: %s", selector.name,
+                     f"{why} run there" if why else f"only {', '.join(available_methods(distributed=True))} "
+                                                    "run on Ray actors")
+            return super().select(selector, store, normalize=normalize, dedup=dedup, budget_tokens=budget_tokens)
         selector.check_params(store.manifest["n_rows"])  # before any actor starts
         pool = FeatureActors(store, n_actors=self.n_actors, normalize=normalize, address=self.address)
         try:

@@ -6,7 +6,9 @@ activations are the *input* of ``down_proj``; a forward pre-hook on it captures 
 states are the outputs of decoder layers (the last one after the final norm, as in LTD).
 
 Hooks pool on the fly (no (batch, tokens, neurons) tensor is kept) and the forward pass stops
-after the deepest layer asked for.
+after the deepest layer asked for, unless the config asks for scores (``--scores ifd``): the same
+pass then runs to the final norm and the LM head is applied at the response positions only
+(:func:`coreselect.lmhead.labelled_mean_nll`), giving each row's ``loss_cond``.
 """
 
 from __future__ import annotations
@@ -96,39 +98,26 @@ class ActivationExtractor:
         self._layer_idx = resolve_layers(config, self.n_layers)
 
     def extract_batch(self, rendered: Sequence[Any], padding_side: str = "right") -> dict[str, np.ndarray]:
-        """Pool features of one batch of :class:`~coreselect.features.render.Rendered`."""
+        """Pool features of one batch of :class:`~coreselect.features.render.Rendered`; with
+        scores in the config, also each row's ``loss_cond`` (mean NLL of its response tokens)."""
         import torch
 
-        device = next(self.model.parameters()).device
-        B = len(rendered)
-        T = max(len(r.ids) for r in rendered)
-        pad = self.tokenizer.pad_token_id or 0
-        ids = torch.full((B, T), pad, dtype=torch.long)
-        attn = torch.zeros((B, T), dtype=torch.bool)
-        span = torch.zeros((B, T), dtype=torch.bool)
-        for i, r in enumerate(rendered):
-            n = len(r.ids)
-            off = T - n if padding_side == "left" else 0
-            ids[i, off : off + n] = torch.tensor(r.ids)
-            attn[i, off : off + n] = True
-            lo, hi = {"all": (r.content_start, n), "prompt": (r.content_start, r.response_start),
-                      "response": (r.response_start, n)}[self.config.span]
-            lo, hi = min(lo, n), min(hi, n)
-            if hi <= lo:  # empty span after truncation: fall back to the whole sequence
-                lo, hi = 0, n
-            span[i, off + lo : off + hi] = True
-        ids, attn, span = ids.to(device), attn.to(device), span.to(device)
+        from coreselect.lmhead import labelled_mean_nll
+
+        ids, attn, span, labels = batch_tensors(rendered, self.tokenizer.pad_token_id or 0, self.config.span,
+                                                padding_side, self.device)
         positions = (attn.long().cumsum(-1) - 1).clamp(min=0)
         out: dict[str, Any] = {}
         handles = []
         deepest = max(self._layer_idx)
+        scoring = bool(self.config.scores)
         want_mlp = self.config.kind == "activations"
         want_hidden = self.config.kind == "hidden" or self.config.with_hidden
 
         def mlp_hook(li: int):
             def hook(_mod: Any, args: tuple) -> None:
                 out[f"mlp.{li}"] = _pool(args[0], span, self.config.pooling)
-                if li == deepest and not want_hidden:
+                if li == deepest and not want_hidden and not scoring:
                     raise _Stop
             return hook
 
@@ -136,7 +125,7 @@ class ActivationExtractor:
             def hook(_mod: Any, _args: tuple, output: Any) -> None:
                 h = output[0] if isinstance(output, tuple) else output
                 out[f"hidden.{li}"] = _pool(h, span, self.config.pooling)
-                if li == deepest:
+                if li == deepest and not scoring:
                     raise _Stop
             return hook
 
@@ -153,13 +142,77 @@ class ActivationExtractor:
         try:
             with torch.inference_mode():
                 base = getattr(self.model, "model", self.model)
-                base(input_ids=ids, attention_mask=attn.long(), position_ids=positions, use_cache=False)
+                res = base(input_ids=ids, attention_mask=attn.long(), position_ids=positions, use_cache=False)
+                if scoring:
+                    out["loss_cond"] = labelled_mean_nll(self.model, res.last_hidden_state, labels)
         except _Stop:
             pass
         finally:
             for h in handles:
                 h.remove()
-        return {g: out[g].cpu().numpy() for g in self.groups}
+        return {g: out[g].cpu().numpy() for g in self.groups + (["loss_cond"] if scoring else [])}
+
+    def response_losses(self, rendered: Sequence[Any]) -> np.ndarray:
+        """Mean NLL of each row's response tokens, from a plain forward (no hooks): the
+        ``loss_alone`` pass. NaN for a row without response tokens."""
+        import torch
+
+        from coreselect.lmhead import labelled_mean_nll
+
+        ids, attn, _, labels = batch_tensors(rendered, self.tokenizer.pad_token_id or 0, "all", "right",
+                                             self.device)
+        positions = (attn.long().cumsum(-1) - 1).clamp(min=0)
+        with torch.inference_mode():
+            base = getattr(self.model, "model", self.model)
+            hidden = base(input_ids=ids, attention_mask=attn.long(), position_ids=positions,
+                          use_cache=False).last_hidden_state
+            return labelled_mean_nll(self.model, hidden, labels).cpu().numpy()
+
+    @property
+    def device(self) -> Any:
+        return next(self.model.parameters()).device
+
+
+def batch_tensors(rendered: Sequence[Any], pad: int, span_name: str, padding_side: str = "right",
+                  device: Any = None) -> tuple[Any, Any, Any, Any]:
+    """``(ids, attention, span, labels)`` of a padded batch of rendered rows.
+
+    ``span`` marks the positions pooled for ``span_name`` (all, prompt or response; the whole
+    sequence when that span is empty after truncation); ``labels`` are the ids at the response
+    positions and ``-100`` elsewhere (aligned with ``ids``, as Hugging Face causal LMs take them).
+
+    Examples
+    --------
+    >>> from coreselect.features.render import Rendered
+    >>> ids, attn, span, labels = batch_tensors([Rendered([5, 6, 7], 0, 2, False)], 0, "prompt")
+    >>> span.tolist(), labels.tolist()
+    ([[True, True, False]], [[-100, -100, 7]])
+    """
+    import torch
+
+    B = len(rendered)
+    T = max(len(r.ids) for r in rendered)
+    ids = torch.full((B, T), pad, dtype=torch.long)
+    labels = torch.full((B, T), -100, dtype=torch.long)
+    attn = torch.zeros((B, T), dtype=torch.bool)
+    span = torch.zeros((B, T), dtype=torch.bool)
+    for i, r in enumerate(rendered):
+        n = len(r.ids)
+        off = T - n if padding_side == "left" else 0
+        row = torch.tensor(r.ids, dtype=torch.long)
+        ids[i, off : off + n] = row
+        attn[i, off : off + n] = True
+        start = min(r.response_start, n)
+        labels[i, off + start : off + n] = row[start:]
+        lo, hi = {"all": (r.content_start, n), "prompt": (r.content_start, r.response_start),
+                  "response": (r.response_start, n)}[span_name]
+        lo, hi = min(lo, n), min(hi, n)
+        if hi <= lo:  # empty span after truncation: fall back to the whole sequence
+            lo, hi = 0, n
+        span[i, off + lo : off + hi] = True
+    if device is not None:
+        ids, attn, span, labels = ids.to(device), attn.to(device), span.to(device), labels.to(device)
+    return ids, attn, span, labels
 
 
 def length_batches(

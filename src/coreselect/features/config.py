@@ -11,7 +11,7 @@ Examples
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal
 
 from coreselect.options import OptionError, check, option
@@ -20,6 +20,10 @@ FeatureKind = Literal["activations", "hidden", "text"]
 Pooling = Literal["mean", "last", "max"]
 Span = Literal["all", "response", "prompt"]
 Normalize = Literal["center-l2", "l2", "none"]
+
+#: Per-record scores a store can hold (``--scores``); :mod:`coreselect.features.scores` says which
+#: columns each one writes.
+SCORE_NAMES: tuple[str, ...] = ("ifd",)
 
 #: The layer tapped when none is given: SmolLM2-135M's layer 15 for MLP activations (MADS), the
 #: last layer for hidden states (LTD) and, unused, for text embeddings.
@@ -54,6 +58,11 @@ class FeatureConfig:
     drop_default_system: bool = option(
         False, help="leave out the system turn a chat template adds to a conversation without one "
                     "(about 20% less compute on SmolLM2, different features)")
+    scores: tuple[str, ...] = option(
+        (), metavar="NAMES",
+        help="per-record scores stored beside the features, comma-separated: ifd = the response's loss given "
+             "the prompt (loss_cond), alone (loss_alone) and their ratio (Cherry LLM's IFD); a method that "
+             "needs them turns them on")
 
     def __post_init__(self) -> None:
         if self.layers is None:
@@ -62,12 +71,21 @@ class FeatureConfig:
             object.__setattr__(self, "layers", tuple(self.layers))
         if not self.layers:
             raise OptionError("layers", "--layers", "must name at least one layer")
+        object.__setattr__(self, "scores", tuple(self.scores))
+        for name in self.scores:
+            if name not in SCORE_NAMES:
+                raise OptionError("scores", "--scores", f"must name scores among {', '.join(SCORE_NAMES)}, "
+                                                        f"got {name!r}")
+        if self.scores and self.kind == "text":
+            raise OptionError("scores", "--scores", "needs a language model (--features activations or hidden), "
+                                                    "not text embeddings")
         check(self)
 
     def to_json(self) -> dict[str, Any]:
         """The config as stored in a feature store's manifest and hashed into its key.
 
-        Options added later appear only when set, so that the keys of existing stores stay valid.
+        Options added later appear only when set, so that the keys of existing stores stay valid;
+        ``scores`` sorted, so their order does not matter.
 
         >>> FeatureConfig().to_json()
         {'kind': 'activations', 'layers': [15], 'pooling': 'mean', 'span': 'all', 'max_length': 512, 'with_hidden': False}
@@ -76,7 +94,20 @@ class FeatureConfig:
         d["layers"] = list(self.layers)
         if not self.drop_default_system:
             del d["drop_default_system"]
+        if self.scores:
+            d["scores"] = sorted(set(self.scores))
+        else:
+            del d["scores"]
         return d
 
+    def with_scores(self, names: tuple[str, ...] | list[str]) -> FeatureConfig:
+        """This config with the scores ``names`` added (itself when it has them all).
 
-__all__ = ["DEFAULT_LAYERS", "FeatureConfig", "FeatureKind", "Normalize", "Pooling", "Span"]
+        >>> FeatureConfig().with_scores(["ifd"]).to_json()["scores"]
+        ['ifd']
+        """
+        missing = tuple(n for n in names if n not in self.scores)
+        return replace(self, scores=self.scores + missing) if missing else self
+
+
+__all__ = ["DEFAULT_LAYERS", "SCORE_NAMES", "FeatureConfig", "FeatureKind", "Normalize", "Pooling", "Span"]

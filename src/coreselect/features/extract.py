@@ -12,7 +12,7 @@ import functools
 import hashlib
 import json
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,19 +22,33 @@ from coreselect.data import Dataset, Example
 from coreselect.features.activations import ActivationExtractor, length_batches
 from coreselect.features.config import FeatureConfig
 from coreselect.features.render import Rendered, has_chat_template, render_batch
+from coreselect.features.scores import shard_scores
 from coreselect.models import ModelSpec, load_model
 from coreselect.store import FeatureStore, ShardPlan, read_shard
 
 log = logging.getLogger(__name__)
 
-#: Rows per shard: small enough that a crash loses little, large enough to batch well.
+#: Rows per shard at most: small enough that a crash loses little, large enough to batch well.
 SHARD_ROWS = 512
+#: Rows per shard at least, and the shards a pool is cut into at least (up to :data:`SHARD_ROWS`
+#: rows each): a medium pool gets small shards, so Ctrl-C or a crash keeps most finished work.
+MIN_SHARD_ROWS, MIN_SHARDS = 32, 32
 #: Padded tokens per forward pass (batch size x longest row in the batch).
 BATCH_TOKENS = 8192
 #: Rows per forward pass at most.
 MAX_BATCH = 64
 #: Largest share of a batch that may be padding (see :func:`length_batches`).
 MAX_WASTE = 0.1
+
+
+def default_shard_rows(n_rows: int) -> int:
+    """Rows per shard of a new store of ``n_rows`` rows: ``n_rows / MIN_SHARDS`` within
+    ``[MIN_SHARD_ROWS, SHARD_ROWS]``, so 240 records make 8 shards, not one.
+
+    >>> [default_shard_rows(n) for n in (6, 240, 5000, 100_000)]
+    [32, 32, 157, 512]
+    """
+    return int(min(SHARD_ROWS, max(MIN_SHARD_ROWS, -(-n_rows // MIN_SHARDS))))
 
 
 def store_key(data_fingerprint: str, model: ModelSpec, config: FeatureConfig) -> str:
@@ -74,29 +88,46 @@ def _drop_prefix(r: Rendered, prefix: list[int], max_length: int) -> Rendered:
                     r.truncated or len(ids) > max_length)
 
 
+def render_examples(examples: Sequence[Example], tokenizer: Any, max_length: int, prefix: Sequence[int] = ()
+                    ) -> list[Rendered]:
+    """Render and tokenise examples, leaving out ``prefix`` (the template's default system turn,
+    see :func:`default_system_prefix`) where they start with it, truncated to ``max_length``."""
+    if not prefix:
+        return render_batch(examples, tokenizer, max_length)
+    prefix = list(prefix)
+    return [_drop_prefix(r, prefix, max_length) for r in render_batch(examples, tokenizer, max_length + len(prefix))]
+
+
 def extract_shard(
     extractor: ActivationExtractor, examples: Sequence[Example], *, batch_tokens: int = BATCH_TOKENS,
-    max_batch: int = MAX_BATCH, max_waste: float = MAX_WASTE,
+    max_batch: int = MAX_BATCH, max_waste: float = MAX_WASTE, on_batch: Callable[[int, int], None] | None = None,
 ) -> dict[str, np.ndarray]:
-    """Features and per-row stats of one shard's examples, in input order.
+    """Features, per-row stats and (with ``config.scores``) per-row scores of one shard's
+    examples, in input order.
 
-    Rows are sorted by length across the shard and batched by :func:`length_batches`.
+    Rows are sorted by length across the shard and batched by :func:`length_batches`;
+    ``on_batch(rows, tokens)`` is called after each batch's forward pass (a progress bar).
     """
     cfg = extractor.config
-    if cfg.drop_default_system:
-        prefix = default_system_prefix(extractor.tokenizer)
-        rendered = render_batch(examples, extractor.tokenizer, cfg.max_length + len(prefix))
-        rendered = [_drop_prefix(r, prefix, cfg.max_length) for r in rendered]
-    else:
-        rendered = render_batch(examples, extractor.tokenizer, cfg.max_length)
+    prefix = default_system_prefix(extractor.tokenizer) if cfg.drop_default_system else []
+    rendered = render_examples(examples, extractor.tokenizer, cfg.max_length, prefix)
     n = len(rendered)
     out: dict[str, np.ndarray] = {}
-    for batch in length_batches([len(r.ids) for r in rendered], batch_tokens, max_batch, max_waste):
+
+    def batches(lengths: list[int]) -> Iterable[list[int]]:
+        return length_batches(lengths, batch_tokens, max_batch, max_waste)
+
+    for batch in batches([len(r.ids) for r in rendered]):
         feats = extractor.extract_batch([rendered[i] for i in batch])
         for name, a in feats.items():
             if name not in out:
-                out[name] = np.zeros((n, a.shape[1]), dtype=np.float32)
+                out[name] = np.zeros((n, *a.shape[1:]), dtype=np.float32)
             out[name][batch] = a
+        if on_batch is not None:
+            on_batch(len(batch), sum(len(rendered[i].ids) for i in batch))
+    if cfg.scores:
+        out.update(shard_scores(extractor, examples, rendered, out.pop("loss_cond"),
+                                lambda exs: render_examples(exs, extractor.tokenizer, 1 << 30, prefix), batches))
     out["n_tokens"] = np.array([len(r.ids) for r in rendered])
     out["prompt_tokens"] = np.array([min(r.response_start, len(r.ids)) - min(r.content_start, len(r.ids))
                                      for r in rendered])
@@ -110,12 +141,13 @@ ShardFn = Callable[[Sequence[Example]], dict[str, np.ndarray]]
 
 def shard_function(
     model: ModelSpec, config: FeatureConfig, *, batch_tokens: int = BATCH_TOKENS, trust_remote_code: bool = False,
-    loaded: tuple[Any, Any] | None = None, describe: bool = False,
+    loaded: tuple[Any, Any] | None = None, describe: bool = False, on_batch: Callable[[int, int], None] | None = None,
 ) -> ShardFn:
     """The function that turns one shard's examples into its arrays, for ``model`` x ``config``.
 
     Loads the model (or uses ``loaded``, a ``(model, tokenizer)`` pair); every executor builds
     it once per process or actor. With ``describe``, logs what is extracted and how.
+    ``on_batch(rows, tokens)``: called after each batch (activations; text embeddings per shard).
     """
     if config.kind == "text":
         from coreselect.features.text import TextEmbedder
@@ -134,7 +166,10 @@ def shard_function(
                 log.info("leaving out the template's default system turn (%d tokens)", n_drop)
             else:
                 log.warning("drop_default_system: the chat template adds no system turn; nothing dropped")
-    return functools.partial(extract_shard, extractor, batch_tokens=batch_tokens)
+        if config.scores:
+            log.info("scoring responses (%s): the pass continues to the LM head at the response positions, "
+                     "plus a response-alone pass", ",".join(config.scores))
+    return functools.partial(extract_shard, extractor, batch_tokens=batch_tokens, on_batch=on_batch)
 
 
 def run_shard(store: FeatureStore, plan: ShardPlan, examples: Sequence[Example], shard_fn: ShardFn) -> int:
@@ -194,10 +229,12 @@ def _malloc_trim() -> Callable[[int], int] | None:
 
 
 def open_store(ds: Dataset, model: ModelSpec, config: FeatureConfig, out_dir: str | Path,
-               shard_rows: int = SHARD_ROWS) -> FeatureStore:
-    """Create or resume the feature store of ``ds`` x ``model`` x ``config`` (any executor)."""
+               shard_rows: int | None = None) -> FeatureStore:
+    """Create or resume the feature store of ``ds`` x ``model`` x ``config`` (any executor);
+    ``shard_rows`` of a new store: default :func:`default_shard_rows` (a resumed one keeps its own)."""
     return FeatureStore.create(out_dir, {
-        "key": store_key(ds.fingerprint, model, config), "n_rows": len(ds), "shard_rows": shard_rows,
+        "key": store_key(ds.fingerprint, model, config), "n_rows": len(ds),
+        "shard_rows": shard_rows or default_shard_rows(len(ds)),
         "data": {"path": str(ds.path), "fingerprint": ds.fingerprint, "format": ds.format},
         "model": model.to_json(), "config": config.to_json(),
     })
@@ -209,6 +246,12 @@ def finish_store(store: FeatureStore, ds: Dataset, config: FeatureConfig, second
     n_trunc = int(stats["truncated"].sum())
     if n_trunc:
         log.warning("%d of %d examples were truncated to %d tokens", n_trunc, len(ds), config.max_length)
+
     store.finalize(stats={"tokens": int(stats["n_tokens"].sum()), "truncated": n_trunc,
                           "seconds_last_run": round(seconds, 3)})
+    if config.scores:
+        unscored = int(np.isnan(store.load(["loss_cond"])["loss_cond"]).sum())
+        if unscored:
+            log.warning("%d of %d examples have no response tokens within %d tokens: their scores are NaN",
+                        unscored, len(ds), config.max_length)
     return store

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from coreselect.errors import ConfigError
-from coreselect.metrics import covering_radii
+from coreselect.metrics import RANDOM_SEEDS, covering_radii
 from coreselect.output import atomic_write_bytes, check_not_input, check_writable
 from coreselect.report import analysis, plots, sections
 from coreselect.report.html import page
@@ -53,6 +53,7 @@ def build_report(
     max_rows: int = 5000,
     seed: int = 0,
     overwrite: bool = False,
+    features_dir: str | os.PathLike[str] | None = None,
 ) -> Path:
     """Write the HTML report of the selection described by ``manifest_path``.
 
@@ -66,6 +67,8 @@ def build_report(
     max_rows : at most this many picks in the records table.
     seed : seed of the projection, k-means and the random baseline.
     overwrite : replace an existing ``out_path``.
+    features_dir : a feature store of the same data to map and score the picks on, instead of
+        the selection's own (a pick made without features, such as ``random``, has none).
 
     Returns
     -------
@@ -79,7 +82,7 @@ def build_report(
     if isinstance(max_rows, bool) or not isinstance(max_rows, int) or max_rows < 1:
         raise ConfigError(f"--max-rows must be a positive integer, got {max_rows}")
     _check_imports(projection)
-    inp = load_inputs(manifest_path, data_path=data_path, seed=seed)
+    inp = load_inputs(manifest_path, data_path=data_path, seed=seed, features_dir=features_dir)
     check_not_input(out, [inp.dataset.path])  # the data the manifest points at
     records = [e.record for e in inp.dataset.examples]
     cols = (analysis.detect_label_columns(records) if label_columns is None
@@ -137,8 +140,10 @@ def _render(inp: ReportInputs, *, projection: str, label_columns: list[str], aut
     picks = mean_picks = None
     if curve is None or float(n) * k * X.shape[1] <= _RECOMPUTE_FLOPS:
         picks, mean_picks = covering_radii(X, rows, prefixes)
-    order = np.random.default_rng([seed, 1]).permutation(n)  # own stream: differs from --method random
-    rnd, mean_rnd = covering_radii(X, order, prefixes)
+    # random picks: the mean over RANDOM_SEEDS orders, as `coreselect score` (own streams: differ from --method random)
+    runs = [covering_radii(X, np.random.default_rng([seed, 1, s]).permutation(n), prefixes)
+            for s in range(RANDOM_SEEDS)]
+    rnd, mean_rnd = (np.mean([r[i] for r in runs], axis=0) for i in (0, 1))
     cov_uri = plots.coverage_plot(curve, prefixes, picks, rnd, method=method)
     radius = float(curve[-1]) if curve is not None else (float(picks[-1]) if picks is not None else None)
 
@@ -170,7 +175,7 @@ def _render(inp: ReportInputs, *, projection: str, label_columns: list[str], aut
                                    title=f"{s.column}: share of the top labels") for s in stats]
 
     rank_of = {int(r): i + 1 for i, r in enumerate(rows.tolist())}
-    extra = {"radius": radius, "report_seconds": time.perf_counter() - t0}
+    extra = {"radius": radius, "random_radius": float(rnd[-1]), "report_seconds": time.perf_counter() - t0}
     body = [
         sections.summary(inp, extra),
         sections.map_section(map_uri, projection, inp.feature_source),

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from coreselect.errors import ConfigError
+from coreselect.metrics import expected_coverage, label_balance, random_label_metrics
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +93,7 @@ class LabelStats:
     pool_counts: np.ndarray
     core_counts: np.ndarray
     expected_random: float  # labels a uniform random sample of the core's size covers on average
+    random_balance: float = float("nan")  # the balance of such samples (mean over a few seeds)
 
     @property
     def n_pool(self) -> int:
@@ -102,11 +104,15 @@ class LabelStats:
         return int((self.core_counts > 0).sum())
 
     @property
-    def tv_distance(self) -> float:
-        """Total-variation distance between pool and core label shares (0 = same balance)."""
-        p = self.pool_counts / max(self.pool_counts.sum(), 1)
-        q = self.core_counts / max(self.core_counts.sum(), 1)
-        return float(0.5 * np.abs(p - q).sum())
+    def balance(self) -> float:
+        """The core's balance: normalised entropy of its label shares over the pool's labels
+        (:func:`coreselect.metrics.label_balance`; 1 = even, 0 = one label)."""
+        return label_balance(self.core_counts, self.n_pool)
+
+    @property
+    def pool_balance(self) -> float:
+        """The pool's own balance (what a random pick has, about)."""
+        return label_balance(self.pool_counts, self.n_pool)
 
 
 def detect_label_columns(records: Sequence[dict[str, Any]]) -> list[str]:
@@ -141,23 +147,8 @@ def label_stats(records: Sequence[dict[str, Any]], column: str, core_rows: np.nd
     labels = [lab for lab, _ in sorted(pool.items(), key=lambda kv: (-kv[1], kv[0]))]
     pc = np.array([pool[lab] for lab in labels], dtype=np.int64)
     cc = np.array([core.get(lab, 0) for lab in labels], dtype=np.int64)
-    return LabelStats(column, labels, pc, cc, expected_coverage(pc, len(core_rows)))
-
-
-def expected_coverage(counts: np.ndarray, k: int) -> float:
-    """Expected number of labels hit by a uniform sample of ``k`` of ``sum(counts)`` items.
-
-    >>> round(expected_coverage(np.array([1, 1]), 1), 3)
-    1.0
-    """
-    n = int(counts.sum())
-    if k >= n:
-        return float((counts > 0).sum())
-    # P(label missed) = C(n - c, k) / C(n, k), in log space
-    lg = math.lgamma
-    base = lg(n - k + 1) - lg(n + 1)
-    miss = [math.exp(lg(n - c + 1) - lg(n - c - k + 1) + base) if n - c >= k else 0.0 for c in counts.tolist()]
-    return float(len(counts) - sum(miss))
+    return LabelStats(column, labels, pc, cc, expected_coverage(pc, len(core_rows)),
+                      random_label_metrics(values, len(core_rows))["balance"] if len(core_rows) else float("nan"))
 
 
 def validate_label_columns(records: Sequence[dict[str, Any]], columns: Sequence[str]) -> list[str]:

@@ -55,12 +55,14 @@ def load_manifest(path: str | Path) -> SelectionManifest:
         raise ReportError(str(err)) from None
 
 
-def load_inputs(manifest_path: str | Path, *, data_path: str | Path | None = None, seed: int = 0) -> ReportInputs:
-    """Read the manifest, its dataset and (if still on disk) its feature store."""
+def load_inputs(manifest_path: str | Path, *, data_path: str | Path | None = None, seed: int = 0,
+                features_dir: str | Path | None = None) -> ReportInputs:
+    """Read the manifest, its dataset and (if still on disk) its feature store, or the store
+    ``features_dir`` (any store of the same data: a pick made without features gets a map)."""
     mpath = Path(manifest_path)
     m = load_manifest(mpath)
     dpath = Path(data_path) if data_path else m.resolve(m.data.path)
-    ds = load_dataset(dpath, on_error="skip" if m.counts.skipped else "raise")
+    ds = load_dataset(dpath, on_error="skip" if m.counts.skipped else "raise", columns=m.data.columns)
     want = m.data.fingerprint
     if want and ds.fingerprint != want:
         raise ReportError(f"{dpath}: differs from the data of the selection (fingerprint "
@@ -69,6 +71,15 @@ def load_inputs(manifest_path: str | Path, *, data_path: str | Path | None = Non
         raise ReportError(f"{dpath}: {len(ds)} valid records, the manifest says {m.counts.pool}")
     rows = _pick_rows(m, ds, mpath)
 
+    if features_dir is not None or (m.features is not None and m.features.config.get("kind") == "file"):
+        from coreselect.score import selection_features
+
+        X, store, where = selection_features(m, len(ds), features_dir=features_dir)
+        stats = store.load(list(ROW_STATS)) if store is not None else None
+        norm = "center-l2" if features_dir is not None else m.features.scored_with  # type: ignore[union-attr]
+        source = f"{where} ({X.shape[1]} dims, {norm})"  # type: ignore[union-attr]
+        return ReportInputs(mpath, m, ds, rows, X, source, store is not None and features_dir is None, stats,
+                            store.manifest if store is not None else None)
     store = _open_store(m, ds)
     if store is not None:
         X = m.load_features(store)

@@ -30,7 +30,8 @@ def summary(inp: ReportInputs, extra: dict[str, Any]) -> str:
     cards = [(f"{n:,}", "pool"), (f"{k:,}", f"core ({_pct(k / n)})"), (m.method.name, "method"),
              (model.get("name", "none"), "model")]
     if extra.get("radius") is not None:
-        cards.append((f"{extra['radius']:.3g}", "final covering radius"))
+        cards.append((f"{extra['radius']:.3g}", f"covering radius (random: {extra['random_radius']:.3g})"
+                      if extra.get("random_radius") is not None else "final covering radius"))
     card_html = "".join(f"<div class=\"card\"><b>{esc(v)}</b><span>{esc(t)}</span></div>" for v, t in cards)
     budget = m.budget
     sel = {
@@ -84,8 +85,8 @@ def coverage_section(uri: str, prefixes: Sequence[int], picks: np.ndarray | None
                      from_manifest: bool) -> str:
     intro = para("The covering radius after k picks is the largest distance from any pool example to its "
                  "nearest pick: how far the worst-covered example is from the core. Lower is better; "
-                 "k-center greedy minimises it directly. The dashed line picks in a random order on the "
-                 "same features, for reference." + (" The solid line is the radius recorded by the "
+                 "k-center greedy minimises it directly. The dashed line and the random columns: uniform random "
+                 "picks on the same features, the mean of 5 seeds, for reference." + (" The solid line is the radius recorded by the "
                                                     "selection itself (manifest coverage_curve)." if from_manifest else ""))
     headers = ["picked", f"radius ({method})", "radius (random)", f"mean distance ({method})",
                "mean distance (random)"]
@@ -143,12 +144,15 @@ def labels_section(stats: list[LabelStats], uris: list[str], k: int, auto: bool)
         return section("labels", "Labels", para(f"No label columns ({why}); pass --label-columns COL,... to "
                                                  "show the coverage of any column."))
     rows = [[s.column, fmt_num(s.n_pool), fmt_num(s.n_covered), _pct(s.n_covered / max(s.n_pool, 1)),
-             f"{s.expected_random:.1f}", f"{s.tv_distance:.3f}"] for s in stats]
-    intro = para(f"Labels are shown, never used to select. Coverage: labels with at least one pick; random "
-                 f"expectation: labels a uniform random sample of {k:,} would cover on average; balance: "
-                 "total-variation distance between pool and core label shares (0 = same proportions).")
-    parts = [intro, table(["column", "labels in pool", "covered by core", "coverage", "random expectation",
-                           "balance (TV distance)"], rows, num_cols=range(1, 6))]
+             f"{s.expected_random:.1f}", f"{s.balance:.3f}", f"{s.random_balance:.3f}", f"{s.pool_balance:.3f}"]
+            for s in stats]
+    intro = para(f"Labels are shown, never used to select. Coverage: labels with at least one pick; random: "
+                 f"what a uniform random sample of {k:,} scores on average (labels covered: exact; balance: mean "
+                 "of 5 seeds). Balance: the normalised entropy of the core's label shares over the pool's labels "
+                 "(1 = every label equally often, 0 = one label; higher is more even); a random sample's is "
+                 "about the pool's own.")
+    parts = [intro, table(["column", "labels in pool", "covered by core", "coverage", "covered by random",
+                           "balance", "balance of random", "balance of pool"], rows, num_cols=range(1, 8))]
     for s, uri in zip(stats, uris):
         missing = [lab for lab, c in zip(s.labels, s.core_counts) if c == 0]
         parts.append(Raw(f"<h3>{esc(s.column)}</h3>"))

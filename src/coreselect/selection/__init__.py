@@ -10,7 +10,13 @@ Importing this package registers every built-in method:
 ``facility-location``     lazy greedy facility location on a kNN graph
 ``neuron-coverage``       weighted neuron-activation coverage on raw activations (MADS)
 ``similarity-filter``     DEITA-style walk by priority skipping near-duplicates
+``ifd``                   Cherry LLM: drop IFD >= 1, then the highest IFD (:mod:`.ifd`)
+``longest``               the longest responses, a baseline (:mod:`.longest`)
+``quality-coverage``      keep the best share by IFD, then facility location
+``quality-fl``            facility location plus λ x quality (rank of IFD) (:mod:`.quality_fl`)
 ========================  ===================================================================
+
+Near-duplicate removal before any method is :mod:`.dedup`.
 
 >>> from coreselect.selection import make_selector
 >>> make_selector("kcenter", n_select=2).name
@@ -27,27 +33,37 @@ from coreselect.selection.base import (
     register,
 )
 from coreselect.selection.facility_location import FacilityLocation, facility_location_greedy
+from coreselect.selection.ifd import IFDSelection, ifd_order
 from coreselect.selection.kcenter import KCenterGreedy, kcenter_greedy
 from coreselect.selection.kmeans_centroid import KMeansCentroid, kmeans_centroid_selection
+from coreselect.selection.longest import Longest, longest_order
 from coreselect.selection.ltd import LTD, ltd_selection
 from coreselect.selection.neuron_coverage import NeuronCoverage, max_coverage_greedy
+from coreselect.selection.quality_coverage import QualityCoverage
+from coreselect.selection.quality_fl import QualityFacilityLocation
 from coreselect.selection.random import RandomSelection, random_selection
 from coreselect.selection.similarity_filter import SimilarityFilter, similarity_filter
 
 __all__ = [
     "LTD",
     "FacilityLocation",
+    "IFDSelection",
     "KCenterGreedy",
     "KMeansCentroid",
+    "Longest",
     "NeuronCoverage",
+    "QualityCoverage",
+    "QualityFacilityLocation",
     "RandomSelection",
     "Selector",
     "SimilarityFilter",
     "available_methods",
     "facility_location_greedy",
     "get_selector_class",
+    "ifd_order",
     "kcenter_greedy",
     "kmeans_centroid_selection",
+    "longest_order",
     "ltd_selection",
     "make_selector",
     "max_coverage_greedy",

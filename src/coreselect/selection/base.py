@@ -18,6 +18,12 @@ A selection method is one module that defines a :class:`Selector` subclass and r
 ``fit`` and ``fit_distributed`` call first, and what the pipeline calls before extraction;
 ``fit(X)`` computes and returns ``self``; learned state ends in ``_`` (``indices_``). A method
 that can run on features held by Ray actors also implements ``_fit_distributed(pool, **params)``.
+
+A method that reads per-row scores or stats (``ifd``, ``response_tokens``) names them in
+``needs_scores``; ``fit(X, scores={...})`` then checks they are there and its ``_fit`` receives
+them as ``scores``. Under a cost budget (``fit(X, costs=tokens, budget=N)``) a ``cost_aware``
+method's ``_fit`` takes ``costs`` and ``budget`` itself; any other method is fitted as it is and
+its picks are taken in pick order while they fit (:meth:`Selector.fit`).
 """
 
 from __future__ import annotations
@@ -58,6 +64,13 @@ class Selector:
     wants_raw_features: ClassVar[bool] = False
     #: True when the method implements ``_fit_distributed`` (set for each subclass).
     distributed: ClassVar[bool] = False
+    #: Per-row columns the method reads: scores (``ifd``, ``loss_cond``: extracted on demand, see
+    #: :mod:`coreselect.features.scores`) or stats (``response_tokens``); ``fit`` gets them as
+    #: ``scores={name: (n,) array}`` and ``_fit`` as ``scores``.
+    needs_scores: ClassVar[tuple[str, ...]] = ()
+    #: True when ``_fit`` takes ``costs`` and ``budget`` and selects under the budget itself
+    #: (e.g. facility location's cost-benefit greedy).
+    cost_aware: ClassVar[bool] = False
 
     n_select: int
     random_state: int
@@ -95,9 +108,27 @@ class Selector:
         """The method's own parameters (all but ``n_select`` and ``random_state``), checked."""
         return {}
 
-    def fit(self, X: np.ndarray, y: np.ndarray | None = None) -> Selector:
+    def fit(self, X: np.ndarray, y: np.ndarray | None = None, *, scores: dict[str, np.ndarray] | None = None,
+            costs: np.ndarray | None = None, budget: float | None = None) -> Selector:
         """Select ``n_select`` rows of ``X``; ``y`` is an optional per-row priority (higher
-        first) used by order-dependent methods such as ``similarity-filter``."""
+        first) used by order-dependent methods such as ``similarity-filter``.
+
+        ``scores`` maps the per-row columns of :attr:`needs_scores` to ``(n,)`` arrays (NaN where
+        a score is undefined); others are ignored. With ``costs`` (per row, positive: training
+        tokens) and ``budget``, the picks cost at most ``budget`` in all and ``n_select`` is a cap
+        (fewer rows may be picked): a :attr:`cost_aware` method selects under the budget itself;
+        any other is fitted for a number of picks that exhausts the budget, and its picks are
+        taken in pick order up to the first one that does not fit (``n_fitted_`` says how many
+        it was fitted for; its other learned attributes are those of that fit).
+
+        Examples
+        --------
+        >>> from coreselect.selection import make_selector
+        >>> X = np.eye(4, dtype=np.float32)
+        >>> sel = make_selector("random", n_select=4).fit(X, costs=np.array([5, 1, 1, 1]), budget=3)
+        >>> int(np.array([5, 1, 1, 1])[sel.indices_].sum()) <= 3
+        True
+        """
         X = np.asarray(X)
         if X.ndim != 2:
             raise ConfigError(f"{self.name}: features must be 2-D, got shape {X.shape}")
@@ -112,8 +143,54 @@ class Selector:
             y = np.asarray(y, dtype=np.float64)
             if y.shape != (n,):
                 raise ConfigError(f"{self.name}: priority must have shape ({n},), got {y.shape}")
-        self._set_indices(self._fit(X, y, **params))
+        checked = self._check_scores(scores, n)
+        if self.needs_scores:
+            params["scores"] = checked
+        if budget is None and costs is None:
+            self._set_indices(self._fit(X, y, **params))
+            return self
+        costs, budget = _check_budget(self.name, costs, budget, n)
+        if self.cost_aware:
+            self.n_fitted_ = self.n_select
+            self._set_indices(self._fit(X, y, costs=costs, budget=budget, **params), at_most=True)
+        else:
+            self._fit_prefix(X, y, checked, costs, budget)
         return self
+
+    def _check_scores(self, scores: dict[str, np.ndarray] | None, n: int) -> dict[str, np.ndarray]:
+        """The columns of :attr:`needs_scores` from ``scores``, as float64 ``(n,)`` arrays."""
+        scores = scores or {}
+        missing = [k for k in self.needs_scores if k not in scores]
+        if missing:
+            from coreselect.features.scores import scores_for
+
+            how = scores_for(missing)
+            hint = f" (extracted with --scores {','.join(how)})" if how else " (a per-row stat of the feature store)"
+            raise ConfigError(f"method {self.name!r} needs the per-row {', '.join(missing)}{hint}")
+        out = {}
+        for k in self.needs_scores:
+            a = np.asarray(scores[k], dtype=np.float64)
+            if a.shape != (n,):
+                raise ConfigError(f"{self.name}: scores[{k!r}] must have shape ({n},), got {a.shape}")
+            out[k] = a
+        return out
+
+    def _fit_prefix(self, X: np.ndarray, y: np.ndarray | None, scores: dict[str, np.ndarray], costs: np.ndarray,
+                    budget: float) -> None:
+        """Fit a copy for ``m`` picks, ``m`` doubled until its picks in order exhaust ``budget``."""
+        cap = min(self.n_select, int(np.searchsorted(np.cumsum(np.sort(costs)), budget, side="right")))
+        m = min(cap, max(1, int(np.ceil(1.25 * budget / costs.mean()))))
+        while True:
+            fitted = type(self)(**{**self.get_params(), "n_select": m}).fit(X, y, scores=scores)
+            idx = fitted.indices_
+            take = int(np.searchsorted(np.cumsum(costs[idx]), budget, side="right"))
+            if take < m or m >= cap:
+                break
+            m = min(cap, 2 * m)
+        log.info("%s: fitted for %d picks; the first %d fit the budget of %g", self.name, m, take, budget)
+        vars(self).update({k: v for k, v in vars(fitted).items() if k.endswith("_")})
+        self.n_fitted_ = m
+        self._set_indices(idx[:take], at_most=True)
 
     def fit_distributed(self, pool: FeatureActors) -> Selector:
         """Select ``n_select`` rows of the features held by a pool of Ray actors.
@@ -135,11 +212,13 @@ class Selector:
     def _fit_distributed(self, pool: FeatureActors, **params: Any) -> np.ndarray:  # pragma: no cover
         raise NotImplementedError
 
-    def _set_indices(self, idx: np.ndarray) -> None:
+    def _set_indices(self, idx: np.ndarray, *, at_most: bool = False) -> None:
         idx = np.asarray(idx, dtype=np.int64)
         k = self.n_select
-        if idx.shape != (k,) or len(np.unique(idx)) != k:
-            raise AssertionError(f"{self.name} returned {idx.shape} indices, expected {k} unique")
+        ok = (idx.ndim == 1 and 1 <= len(idx) <= k) if at_most else idx.shape == (k,)
+        if not ok or len(np.unique(idx)) != len(idx):
+            raise AssertionError(f"{self.name} returned {idx.shape} indices, expected {'at most ' if at_most else ''}"
+                                 f"{k} unique")
         self.indices_ = idx
 
     # -- parameter checks for ``_check_params``, reading the attribute of the same name --------
@@ -169,6 +248,21 @@ class Selector:
     def get_params(self) -> dict[str, Any]:
         """The constructor arguments, for manifests."""
         return {k: v for k, v in vars(self).items() if not k.endswith("_")}
+
+
+def _check_budget(owner: str, costs: np.ndarray | None, budget: float | None, n: int) -> tuple[np.ndarray, float]:
+    """``(costs, budget)`` checked: positive finite ``(n,)`` costs, and a budget that the cheapest
+    row fits in."""
+    if costs is None or budget is None:
+        raise ConfigError(f"{owner}: a budget needs both costs and budget")
+    c = np.asarray(costs, dtype=np.float64)
+    if c.shape != (n,) or not np.isfinite(c).all() or (c <= 0).any():
+        raise ConfigError(f"{owner}: costs must be {n} positive numbers, one per row")
+    if isinstance(budget, bool) or not isinstance(budget, (int, float, np.integer, np.floating)) or not budget > 0:
+        raise ConfigError(f"{owner}: the budget must be a positive number, got {budget!r}")
+    if budget < c.min():
+        raise ConfigError(f"the budget of {budget:g} tokens is below the cheapest record ({c.min():g} tokens)")
+    return c, float(budget)
 
 
 def register(name: str):

@@ -69,21 +69,29 @@ def knn_similarity_graph(X: np.ndarray, n_neighbors: int) -> scipy.sparse.csr_ma
 
 
 def facility_location_greedy(
-    S: scipy.sparse.spmatrix | np.ndarray, n_select: int, *, random_state: int = 0
+    S: scipy.sparse.spmatrix | np.ndarray, n_select: int, *, random_state: int = 0, bonus: np.ndarray | None = None,
+    costs: np.ndarray | None = None, budget: float | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Lazy greedy maximisation of ``f(T) = sum_i max_{j in T} S[i, j]`` (``S >= 0``).
+    """Lazy greedy maximisation of ``f(T) = sum_i max_{j in T} S[i, j] + sum_{j in T} bonus[j]``
+    (``S >= 0``, ``bonus >= 0``), optionally under a cost budget.
 
     Parameters
     ----------
     S : (n, n) non-negative similarity, sparse or dense; ``S[i, j]`` is how well pick ``j``
         represents row ``i``.
-    n_select : number of picks, ``1 <= n_select <= n``.
+    n_select : number of picks, ``1 <= n_select <= n`` (with a budget: at most this many).
     random_state : seed of the tie-breaking order.
+    bonus : (n,) non-negative gain of picking each row on top of its coverage (a modular term:
+        ``f`` stays monotone submodular), e.g. a quality score; None: none.
+    costs, budget : (n,) positive cost of each row and the most the picks may cost in all. Each
+        step then picks the row of largest gain per cost among those that still fit (the
+        cost-benefit greedy of Leskovec et al. 2007), until ``n_select`` picks or nothing fits.
 
     Returns
     -------
-    indices : (n_select,) int64, in pick order.
-    gains : (n_select,) float64, the marginal gain of each pick (non-increasing).
+    indices : (n_picks,) int64, in pick order (``n_picks = n_select`` without a budget).
+    gains : (n_picks,) float64, the marginal gain of each pick, bonus included (non-increasing
+        without a budget; per cost non-increasing with one).
 
     Examples
     --------
@@ -91,6 +99,10 @@ def facility_location_greedy(
     >>> idx, gains = facility_location_greedy(S, 2)
     >>> idx.tolist(), gains.round(2).tolist()
     ([1, 2], [1.9, 1.0])
+    >>> facility_location_greedy(S, 2, bonus=np.array([0.0, 0.0, 1.0]))[0].tolist()
+    [2, 1]
+    >>> facility_location_greedy(S, 3, costs=np.array([1.0, 4.0, 1.0]), budget=2.5)[0].tolist()
+    [0, 2]
     """
     import scipy.sparse
 
@@ -99,32 +111,43 @@ def facility_location_greedy(
     n = C.shape[1]
     indptr, rows_of, vals_of = C.indptr, C.indices, C.data
     best = np.zeros(C.shape[0], dtype=np.float64)  # max similarity of each row to the picks
+    extra = np.zeros(n) if bonus is None else np.asarray(bonus, dtype=np.float64)
+    cost = np.ones(n) if costs is None else np.asarray(costs, dtype=np.float64)
+    left = np.inf if budget is None else float(budget)
 
     def gain(j: int) -> float:
         r = rows_of[indptr[j] : indptr[j + 1]]
-        return float(np.maximum(vals_of[indptr[j] : indptr[j + 1]] - best[r], 0.0).sum())
+        return float(np.maximum(vals_of[indptr[j] : indptr[j + 1]] - best[r], 0.0).sum()) + extra[j]
 
     tie = np.random.default_rng(random_state).permutation(n)
-    heap = [(-gain(j), int(tie[j]), j) for j in range(n)]
+    # keys: -(gain / cost); gains only shrink as picks are added and costs are fixed, so a stale
+    # key stays an upper bound (lazy greedy stays exact, with or without costs)
+    heap = [(-gain(j) / cost[j], int(tie[j]), j) for j in range(n) if cost[j] <= left]
     heapq.heapify(heap)
-    indices = np.empty(n_select, dtype=np.int64)
-    gains = np.empty(n_select, dtype=np.float64)
+    indices: list[int] = []
+    gains: list[float] = []
     evaluations = n
-    for t in range(n_select):
-        while True:
+    while len(indices) < n_select and heap:
+        while heap:
             _, rank, j = heapq.heappop(heap)
+            if cost[j] > left:  # no longer fits, and never will again
+                continue
             g = gain(j)
             evaluations += 1
-            # fresh gain still at least every other upper bound: plain greedy would pick j too
-            if not heap or (-g, rank) <= heap[0][:2]:
+            # fresh key still at least every other upper bound: plain greedy would pick j too
+            if not heap or (-g / cost[j], rank) <= heap[0][:2]:
                 break
-            heapq.heappush(heap, (-g, rank, j))
-        indices[t], gains[t] = j, g
+            heapq.heappush(heap, (-g / cost[j], rank, j))
+        else:
+            break
+        indices.append(j)
+        gains.append(g)
+        left -= cost[j]
         lo, hi = indptr[j], indptr[j + 1]
         r = rows_of[lo:hi]
         best[r] = np.maximum(best[r], vals_of[lo:hi])
-    log.debug("facility location: %d gain evaluations for %d picks", evaluations, n_select)
-    return indices, gains
+    log.debug("facility location: %d gain evaluations for %d picks", evaluations, len(indices))
+    return np.array(indices, dtype=np.int64), np.array(gains, dtype=np.float64)
 
 
 @register("facility-location")
@@ -151,6 +174,8 @@ class FacilityLocation(Selector):
     ((10,), True)
     """
 
+    cost_aware = True
+
     def __init__(self, n_select: int, *, n_neighbors: int = 64, random_state: int = 0) -> None:
         self.n_select = n_select
         self.n_neighbors = n_neighbors
@@ -159,14 +184,11 @@ class FacilityLocation(Selector):
     def _check_params(self) -> dict[str, Any]:
         return {"n_neighbors": self._int("n_neighbors", 1)}
 
-    def _fit(self, X: np.ndarray, y: np.ndarray | None, *, n_neighbors: int, random_state: int) -> np.ndarray:
+    def _fit(self, X: np.ndarray, y: np.ndarray | None, *, n_neighbors: int, random_state: int,
+             costs: np.ndarray | None = None, budget: float | None = None) -> np.ndarray:
         S = knn_similarity_graph(X, n_neighbors)
-        idx, self.gains_ = facility_location_greedy(S, self.n_select, random_state=random_state)
-        log.info(
-            "facility-location: %d picks, objective %.4g of %.4g (graph: %d entries)",
-            self.n_select,
-            float(self.gains_.sum()),
-            float(S.max(axis=1).sum()),
-            S.nnz,
-        )
+        idx, self.gains_ = facility_location_greedy(S, self.n_select, random_state=random_state, costs=costs,
+                                                    budget=budget)
+        log.info("facility-location: %d picks, objective %.4g of %.4g (graph: %d entries)", len(idx),
+                 float(self.gains_.sum()), float(S.max(axis=1).sum()), S.nnz)
         return idx

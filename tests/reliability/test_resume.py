@@ -156,7 +156,7 @@ def test_select_resumes_after_a_crash_to_the_same_core(tmp_path, data, tiny_dir,
 
     assert main(select("clean.jsonl", "w-clean")) == 0
     with monkeypatch.context() as mp:
-        _crash_after(mp, 0, Crash())  # select extracts one 512-row shard: crash before it is written
+        _crash_after(mp, 0, Crash())  # crash before select writes its first shard
         with pytest.raises(Crash):
             main(select("core.jsonl", "w"))
     assert not (tmp_path / "core.jsonl").exists() and not (tmp_path / "core.jsonl.manifest.json").exists()

@@ -164,22 +164,33 @@ def test_ray_executor_lets_the_selector_fit_itself(store, X):
 
     executor = RayExecutor(n_actors=2)
     sel = make_selector("kcenter", n_select=25, random_state=4)
-    features, cov = executor.select(sel, store)
+    features, cov, removed = executor.select(sel, store)
     ref = make_selector("kcenter", n_select=25, random_state=4, algorithm="dense").fit(X)
-    assert features is None and sel.indices_.tolist() == ref.indices_.tolist() and sel.radii_.shape == (25,)
+    assert features is None and removed is None
+    assert sel.indices_.tolist() == ref.indices_.tolist() and sel.radii_.shape == (25,)
     assert cov == pytest.approx(coverage_metrics(X, ref.indices_), abs=2e-6)
     # project_dim: k-center on the same seeded random projection; coverage on the features
     sel = make_selector("kcenter", n_select=25, random_state=4, project_dim=16)
-    _, cov = executor.select(sel, store)
+    _, cov, _ = executor.select(sel, store)
     ref = make_selector("kcenter", n_select=25, random_state=4, project_dim=16, algorithm="dense").fit(X)
     assert sel.indices_.tolist() == ref.indices_.tolist()
     np.testing.assert_allclose(sel.radii_, ref.radii_, rtol=1e-5)
     assert cov == pytest.approx(coverage_metrics(X, ref.indices_), abs=2e-6)
     # a method without a distributed kernel runs on the driver, exactly as locally
     sel = make_selector("facility-location", n_select=7)
-    features, cov = executor.select(sel, store)
+    features, cov, _ = executor.select(sel, store)
     assert cov is None and np.array_equal(features, X)
     assert sel.indices_.tolist() == make_selector("facility-location", n_select=7).fit(X).indices_.tolist()
+    # dedup, or a method reading per-row columns (here the stat response_tokens): on the driver, as locally
+    from coreselect.selection.dedup import fit_deduplicated
+
+    sel = make_selector("kcenter", n_select=6, random_state=4)
+    features, cov, removed = executor.select(sel, store, dedup=0.5)
+    ref = make_selector("kcenter", n_select=6, random_state=4)
+    assert removed == fit_deduplicated(ref, X, X, 0.5) > 0 and sel.indices_.tolist() == ref.indices_.tolist()
+    sel = make_selector("longest", n_select=4)
+    executor.select(sel, store)
+    assert sel.indices_.tolist() == [0, 1, 2, 3]  # all responses equally long here: ties by row
     with pytest.raises(ConfigError, match=r"'n_select' parameter of KCenterGreedy must be in \[1, 1100\]"):
         executor.select(make_selector("kcenter", n_select=N + 1), store)
     with pytest.raises(DistributedError, match="--ray-actors"):

@@ -15,7 +15,7 @@ from _reliability import BAD, TINY_ARGS, save_tiny_model
 from coreselect.errors import ModelError, StoreError
 from coreselect.store import ROW_STATS, FeatureStore
 
-SRC = Path(__file__).resolve().parents[1] / "src" / "coreselect"
+SRC = Path(__file__).resolve().parents[2] / "src" / "coreselect"
 SOURCES = sorted(SRC.rglob("*.py"))
 
 

@@ -39,7 +39,15 @@ DATA_CASES = [
     ("lone_surrogate.jsonl", r':2: field "output": holds an invalid \\u escape \(a lone surrogate\)$', True),
     ("deeply_nested.jsonl.gz", r":2: invalid JSON \(nested too deeply\)$", True),
     ("huge_integer.jsonl", r":2: invalid JSON \(Exceeds the limit \(4300 digits\)", True),
-    ("all_bad.jsonl", r':1: field "output": missing$', False),
+    ("all_bad.jsonl", r':1: field "output": missing; line 2: field "instruction": missing '
+                      r'\(2 bad records; --on-error skip leaves them out\)$', False),
+    # every bad record in one pass: the first 20 listed on the one line, all 25 counted
+    ("many_bad.jsonl", r':1: field "output": must be a string, got a JSON number; line 2: field "output": missing; '
+                       r'(line \d+: field "output": [^;]+; ){18}\.\.\. '
+                       r'\(25 bad records, the first 20 listed; --on-error skip leaves them out\)$', False),
+    ("ragged_row.csv", r":3: has 3 fields, the header has 2$", False),
+    ("bad_quoting.csv", r""":3: invalid CSV \(',' expected after '"'\)$""", False),
+    ("corrupted.arrow", r": cannot read Arrow \(", False),
     ("truncated_array.json", r":9: truncated JSON array \(the file ends inside a record\)$", False),
     ("trailing_garbage.json", r":11: text after the closing \]$", False),
     ("empty.jsonl", r": no records \(empty file\)$", False),
@@ -47,10 +55,11 @@ DATA_CASES = [
     ("empty_array.json", r": no records \(empty list\)$", False),
     ("invalid_utf8.jsonl", r":3: invalid UTF-8 at byte 141$", False),
     ("nul_bytes.jsonl", r":2: NUL byte in file \(binary data\?\)$", False),
-    ("unknown_extension.csv", r": unknown file type \(expected \.jsonl, \.json or \.parquet, optionally \.gz\)$", False),
+    ("unknown_extension.txt", r": unknown file type \(expected \.jsonl, \.json, \.parquet, \.csv, \.tsv or \.arrow "
+                              r"\(text ones optionally \.gz\), a save_to_disk folder or a Hugging Face dataset id\)$", False),
     ("corrupted.jsonl.gz", r": corrupted gzip \(Error -3 while decompressing data", False),
     ("truncated.jsonl.gz", r": corrupted gzip \(Compressed file ended before the end-of-stream", False),
-    ("directory.jsonl", r": is a directory, not a data file$", False),
+    ("directory.jsonl", r": is a directory, not a data file or a save_to_disk folder$", False),
     ("corrupted.parquet", r": cannot read Parquet \(", False),
 ]
 RECORD_LEVEL = [(f, p) for f, p, rec in DATA_CASES if rec]
@@ -97,6 +106,21 @@ def test_on_error_skip_skips_and_reports(name, pattern, tmp_path, capsys):
     src_lines = (gzip.decompress(src) if name.endswith(".gz") else src).decode().splitlines()
     lines = out.read_text().splitlines()
     assert len(lines) == 1 and lines[0] in src_lines
+
+
+def test_csv_on_error_skip_keeps_the_other_rows_as_csv(tmp_path, capsys):
+    out = tmp_path / "out" / "core.csv"
+    args = _select(tmp_path, BAD / "ragged_row.csv", "--n", "2", "--method", "random", "--on-error", "skip",
+                   "--keep-order")
+    args[args.index("-o") + 1] = str(out)
+    code = main(args)
+    stdout, err = capsys.readouterr()
+    assert code == 0, err
+    assert "skipped 1 bad records (listed in the manifest)" in stdout
+    assert out.read_text() == "instruction,output\nName a primary colour.,Blue.\nWhat is the capital of Italy?,Rome.\n"
+    m = read_manifest(out)
+    assert m["skipped"] == [f"{BAD / 'ragged_row.csv'}:3: has 3 fields, the header has 2"]
+    assert m["indices"] == [0, 2] and m["data"]["container"] == "csv"
 
 
 def test_skip_with_every_record_bad_is_an_error(tmp_path, capsys):
@@ -388,10 +412,17 @@ def test_extract_on_error_skip_reports_count(tmp_path, capsys, tiny_dir):
     (["select", str(BAD / "corrupted.jsonl.gz"), "--n", "1"], r"corrupted\.jsonl\.gz: corrupted gzip"),
     (["select", str(BAD / "good.jsonl"), "--ratio", "nan"], r"--ratio must be in \(0, 1\], got nan"),
     (["extract", str(BAD / "lone_surrogate.jsonl"), "-o", "feats"], r'lone_surrogate\.jsonl:2: field "output"'),
+    (["select", str(BAD / "many_bad.jsonl"), "--n", "1"],
+     r'many_bad\.jsonl:1: .*; line 23: .*; \.\.\. \(25 bad records, the first 20 listed; --on-error skip leaves them out\)$'),
+    # a Hugging Face dataset id that is neither cached nor reachable: one line at once, no hub retries
+    (["select", "nobody-xyz/no-such-dataset", "--n", "1"],
+     r"^nobody-xyz/no-such-dataset: no such file, and no Hugging Face dataset of that name in the local cache "
+     r"\(the Hub is unreachable or HF_HUB_OFFLINE is set\)$"),
 ])
-def test_subprocess_shows_one_line_and_no_traceback(argv, pattern, tmp_path):
+def test_subprocess_shows_one_line_and_no_traceback(argv, pattern, tmp_path, tmp_path_factory):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path_factory.mktemp("hf_home"))}
     proc = subprocess.run([sys.executable, "-m", "coreselect.cli.main", *argv], cwd=tmp_path,
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=120, env=env)
     assert proc.stdout == ""
     assert_one_line_error(proc.returncode, proc.stderr, pattern)
     assert list(tmp_path.iterdir()) == []

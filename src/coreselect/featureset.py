@@ -1,0 +1,257 @@
+"""Features as data: :func:`load_features` for a manifest, a store or a file, and the checks that
+let one stage use another's store.
+
+* :func:`load_features` is the public way to get the feature matrix (and the picks and label
+  columns) of a selection manifest, a feature store (``coreselect extract -o DIR``) or a
+  ``.npy``/``.safetensors`` file.
+* :func:`read_features_file` reads the features a user brings, :func:`select_on_file` selects on
+  them (``select --features-file``).
+* :func:`store_mismatch` says in one line why a store does not hold the features of a data x
+  model x feature options run (``select --features-dir``); :func:`check_store_data` why it does
+  not hold features of a selection's data (``score``/``report --features-dir``).
+
+Examples
+--------
+>>> import coreselect
+>>> f = coreselect.load_features("core.jsonl.manifest.json", label_columns=["category"])  # doctest: +SKIP
+>>> f.X.shape, f.picks[:3], f.labels["category"][:2]  # doctest: +SKIP
+((240, 1536), array([ 17, 203,  88]), array(['open_qa', 'brainstorm'], dtype=object))
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from coreselect.errors import ConfigError, StoreError
+
+if TYPE_CHECKING:
+    from coreselect.data import Dataset
+    from coreselect.manifest import FeatureRef, SelectionManifest
+    from coreselect.store import FeatureStore
+
+log = logging.getLogger(__name__)
+
+#: File types ``--features-file`` reads.
+FEATURE_FILE_TYPES = (".npy", ".safetensors")
+
+
+@dataclass
+class Features:
+    """What :func:`load_features` returns.
+
+    ``X``: ``(n_pool, d)`` float32 features, normalised as ``normalize`` says; ``picks``: the
+    selection's rows in pick order (None for a store or a file); ``labels``: each requested
+    label column as an ``(n_pool,)`` object array (JSON text for non-string values);
+    ``source``: where the features came from; ``store``: the open store, if any.
+    """
+
+    X: np.ndarray
+    normalize: str
+    source: str
+    picks: np.ndarray | None = None
+    labels: dict[str, np.ndarray] = field(default_factory=dict)
+    store: FeatureStore | None = None
+
+    @property
+    def selected(self) -> np.ndarray | None:
+        """A boolean ``(n_pool,)`` mask of the picks (None without a selection)."""
+        if self.picks is None:
+            return None
+        mask = np.zeros(self.X.shape[0], dtype=bool)
+        mask[self.picks] = True
+        return mask
+
+
+def read_features_file(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
+    """The feature groups of a ``.npy`` file (one group, ``"file"``) or a ``.safetensors`` file
+    (each 2-D tensor a group); one-line :class:`ConfigError` otherwise. Never unpickles.
+
+    >>> import tempfile
+    >>> p = Path(tempfile.mkdtemp()) / "f.npy"
+    >>> np.save(p, np.ones((3, 2), dtype=np.float32))
+    >>> {k: v.shape for k, v in read_features_file(p).items()}
+    {'file': (3, 2)}
+    """
+    p = Path(path)
+    if p.suffix not in FEATURE_FILE_TYPES:
+        raise ConfigError(f"{p}: --features-file must be a {' or '.join(FEATURE_FILE_TYPES)} file")
+    if not p.is_file():
+        raise ConfigError(f"{p}: features file not found")
+    try:
+        if p.suffix == ".npy":
+            groups = {"file": np.load(p, allow_pickle=False, mmap_mode="r")}
+        else:
+            from safetensors.numpy import load_file
+
+            groups = load_file(str(p))
+    except Exception as err:  # numpy and safetensors raise several types for a bad file
+        raise ConfigError(f"{p}: not a readable {p.suffix} array ({type(err).__name__}: {err})") from None
+    bad = [k for k, a in groups.items() if a.ndim != 2 or not np.issubdtype(a.dtype, np.number)]
+    if bad or not groups:
+        what = f"{bad[0]!r} has shape {groups[bad[0]].shape} and dtype {groups[bad[0]].dtype}" if bad else "no arrays"
+        raise ConfigError(f"{p}: features must be numeric 2-D arrays (rows x dims); {what}")
+    rows = {a.shape[0] for a in groups.values()}
+    if len(rows) > 1:
+        raise ConfigError(f"{p}: its arrays have different row counts ({', '.join(map(str, sorted(rows)))})")
+    return groups
+
+
+def select_on_file(job: Any, selector: Any, n_pool: int) -> tuple[np.ndarray, int | None, FeatureRef]:
+    """Fit ``selector`` on the features of ``job.features_file`` (``select --features-file``):
+    normalised as ``job.normalize`` says (raw for a method that wants raw activations), after
+    ``job.dedup``. Returns the prepared matrix the picks are scored on, the near-duplicates
+    removed (None without ``dedup``) and the manifest's record of the features."""
+    import hashlib
+
+    from coreselect.features.transform import prepare_features, raw_features
+    from coreselect.manifest import FeatureRef
+
+    path = Path(job.features_file)
+    groups = read_features_file(path)
+    check_rows(next(iter(groups.values())).shape[0], n_pool, str(path))
+    X = prepare_features(groups, normalize=job.normalize)
+    X_fit = raw_features(groups) if selector.wants_raw_features else X
+    removed = None
+    if job.dedup is not None:
+        from coreselect.selection.dedup import fit_deduplicated
+
+        removed = fit_deduplicated(selector, X, X_fit, job.dedup)
+    else:
+        selector.fit(X_fit)
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            h.update(block)
+    log.info("selected on %s: %d rows x %d dims", path, X.shape[0], X.shape[1])
+    ref = FeatureRef({"kind": "file", "path": str(path)}, str(path), f"sha256:{h.hexdigest()}",
+                     {k: int(a.shape[1]) for k, a in groups.items()},
+                     normalize="raw" if selector.wants_raw_features else job.normalize, score_normalize=job.normalize)
+    return X, removed, ref
+
+
+def check_rows(n_rows: int, n_pool: int, source: str) -> None:
+    """A one-line error unless features have one row per record of the pool.
+
+    >>> check_rows(10, 12, "f.npy")
+    Traceback (most recent call last):
+    ...
+    coreselect.errors.ConfigError: f.npy: 10 feature rows for a pool of 12 records (one row per record, in order)
+    """
+    if n_rows != n_pool:
+        raise ConfigError(f"{source}: {n_rows} feature rows for a pool of {n_pool} records (one row per record, "
+                          "in order)")
+
+
+def store_mismatch(store_manifest: dict[str, Any], want: dict[str, Any]) -> str | None:
+    """Why a store does not hold the features ``want`` describes (``data``, ``model``,
+    ``config`` as :func:`coreselect.features.extract.open_store` records them), naming which of
+    data, model and feature options differ; None when its key matches.
+
+    >>> old = {"key": "a", "data": {"fingerprint": "sha256:1", "path": "a.jsonl"},
+    ...        "model": {"name": "m", "fingerprint": "x"}, "config": {"layers": [15]}}
+    >>> store_mismatch(old, {**old, "key": "b", "config": {"layers": [8]}})
+    'other feature options (layers: stored [15], now [8])'
+    """
+    if store_manifest.get("key") == want.get("key"):
+        return None
+    parts = []
+    a, b = store_manifest.get("data") or {}, want.get("data") or {}
+    if a.get("fingerprint") != b.get("fingerprint"):
+        parts.append(f"other data (stored: {a.get('path')}, {str(a.get('fingerprint'))[:15]}; now: {b.get('path')}, "
+                     f"{str(b.get('fingerprint'))[:15]})")
+    a, b = store_manifest.get("model") or {}, want.get("model") or {}
+    if a.get("fingerprint") != b.get("fingerprint"):
+        parts.append(f"another model (stored: {a.get('name')}; now: {b.get('name')}; pass --model {a.get('name')})")
+    a, b = store_manifest.get("config") or {}, want.get("config") or {}
+    diff = [f"{k}: stored {json.dumps(a.get(k))}, now {json.dumps(b.get(k))}" for k in sorted(set(a) | set(b))
+            if a.get(k) != b.get(k)]
+    if diff:
+        parts.append("other feature options (" + "; ".join(diff) + ")")
+    return "; ".join(parts) or "another extraction (its key differs)"
+
+
+def check_store_data(store: FeatureStore, fingerprint: str | None, n_pool: int) -> None:
+    """A one-line :class:`StoreError` unless ``store`` holds one row per record of the data
+    whose fingerprint is ``fingerprint`` (any model or feature options)."""
+    sm = store.manifest
+    have = (sm.get("data") or {}).get("fingerprint")
+    if fingerprint and have and have != fingerprint:
+        raise StoreError(f"{store.root}: holds features of other data ({(sm.get('data') or {}).get('path')}, "
+                         f"{have[:15]}; the selection's is {fingerprint[:15]})")
+    if sm.get("n_rows") != n_pool:
+        raise StoreError(f"{store.root}: {sm.get('n_rows')} rows for a pool of {n_pool} records")
+
+
+def labels_of(ds: Dataset, columns: Sequence[str]) -> dict[str, np.ndarray]:
+    """Each label column of ``ds`` as an ``(n,)`` object array (JSON text for non-strings)."""
+    out = {}
+    for col in columns:
+        missing = [e.line for e in ds.examples if col not in e.record]
+        if missing:
+            raise ConfigError(f"{ds.path}:{missing[0]}: label column {col!r} missing ({len(missing)} records lack it)")
+        out[col] = np.array([v if isinstance(v := e.record[col], str) else json.dumps(v, sort_keys=True)
+                             for e in ds.examples], dtype=object)
+    return out
+
+
+def load_features(source: str | os.PathLike[str] | SelectionManifest | FeatureStore, *,
+                  normalize: str | None = None, label_columns: Sequence[str] = (),
+                  features_dir: str | os.PathLike[str] | None = None) -> Features:
+    """The feature matrix of a selection manifest, a feature store or a features file.
+
+    Parameters
+    ----------
+    source : a ``<output>.manifest.json`` (or a read :class:`~coreselect.manifest.SelectionManifest`),
+        a feature-store folder (or an open :class:`~coreselect.store.FeatureStore`), or a
+        ``.npy``/``.safetensors`` file.
+    normalize : ``"center-l2"``, ``"l2"``, ``"none"``; default: a manifest's scoring
+        normalisation, ``"center-l2"`` otherwise.
+    label_columns : label columns to read from the data (a manifest's data, or the data path a
+        store records).
+    features_dir : for a manifest, a store to read instead of the one it names (e.g. for a
+        ``random`` pick, which used none); it must hold features of the same data.
+    """
+    from coreselect.features.transform import prepare_features
+    from coreselect.manifest import SelectionManifest
+    from coreselect.store import FeatureStore
+
+    m = source if isinstance(source, SelectionManifest) else None
+    p = None if isinstance(source, (SelectionManifest, FeatureStore)) else Path(source)
+    if p is not None and p.is_file() and p.suffix == ".json":
+        m = SelectionManifest.read(p)
+    if m is not None:
+        from coreselect.score import load_selection
+
+        ds, X, store, where = load_selection(m, features_dir=features_dir, normalize=normalize)
+        if X is None:
+            raise StoreError(f"{m.path or 'manifest'}: the selection used no features; pass features_dir= (or "
+                             "--features-dir) a store of the same data, e.g. from `coreselect extract`")
+        return Features(X, normalize or (m.features.scored_with if m.features and not features_dir else "center-l2"),
+                        where, np.asarray(m.rows, dtype=np.int64), labels_of(ds, label_columns), store)
+    norm = normalize or "center-l2"
+    if p is not None and p.suffix in FEATURE_FILE_TYPES:
+        if label_columns:
+            raise ConfigError(f"{p}: a features file names no data to read labels from; load them yourself")
+        return Features(prepare_features(read_features_file(p), normalize=norm), norm, str(p))
+    store = source if isinstance(source, FeatureStore) else FeatureStore.open(p)  # type: ignore[arg-type]
+    labels: dict[str, np.ndarray] = {}
+    if label_columns:
+        from coreselect.data import load_dataset
+
+        ds = load_dataset((store.manifest.get("data") or {}).get("path") or "?")
+        check_store_data(store, ds.fingerprint, len(ds))
+        labels = labels_of(ds, label_columns)
+    return Features(prepare_features(store.load(store.groups), normalize=norm), norm, str(store.root),
+                    labels=labels, store=store)
+
+
+__all__ = ["FEATURE_FILE_TYPES", "Features", "check_rows", "check_store_data", "labels_of", "load_features",
+           "read_features_file", "select_on_file", "store_mismatch"]
