@@ -237,3 +237,25 @@ def test_random_curve_arms_and_random_equivalent_size(tmp_path: Path) -> None:
     md = results_markdown(rows, ["held"])
     # 1.7 lies halfway between random's 1.8 (100 records) and 1.6 (400) in log size: 200 records
     assert "kcenter (n=100) ≈ 200 (2.00x its 100)" in md
+
+
+def test_selector_dedup_and_token_budget_reach_the_arms(tmp_path: Path) -> None:
+    from coreselect.compare.config import selector_json
+
+    base = {"pool": "p.jsonl", "eval": ["e.jsonl"]}
+    cfg = parse_config({**base, "selector": {"dedup": 0.95, "budget_tokens": 5000, "scores": ["ifd"]},
+                        "methods": ["quality-fl", {"name": "facility-location", "label": "fl-nodedup",
+                                                   "selector": {"dedup": None}}]}, tmp_path)
+    assert cfg.selector.dedup == 0.95 and cfg.selector.budget_tokens == 5000
+    assert selector_json(cfg.selector)["dedup"] == 0.95 and "dedup" not in selector_json(parse_config(base, tmp_path).selector)
+    assert cfg.selector_for(cfg.methods[1]).dedup is None and cfg.selector_for(cfg.methods[1]).budget_tokens == 5000
+
+
+@pytest.mark.parametrize("name", ["task_mixture", "noisy_alpaca", "alpaca_powered"])
+def test_evidence_presets_are_valid(name: str) -> None:
+    cfg = load_config(Path(__file__).resolve().parents[2] / "examples" / f"{name}.yaml")
+    arms = plan_arms(cfg)
+    assert cfg.seeds and len({a.name for a in arms}) == len(arms)
+    assert any(a.method == "random" for a in arms)
+    if cfg.build is not None:
+        assert cfg.pool.path == "build:pool" and cfg.labels

@@ -39,7 +39,7 @@ BUILT_FILES = {"task-mixture": ("pool", "eval-seen", "eval-unseen"), "noisy-alpa
 
 #: The ``selector:`` keys: the selector model, the feature options and the normalisation, as
 #: ``coreselect select`` has them (``--model``, ``--features``, ``--layers``, ..., ``--normalize``).
-SELECTOR_FIELDS = ("model", "features", "normalize")
+SELECTOR_FIELDS = ("model", "features", "normalize", "dedup", "budget_tokens")
 
 
 @dataclass(frozen=True)
@@ -124,6 +124,9 @@ def selector_json(job: SelectJob) -> dict[str, Any]:
         d["with_hidden"] = True
     if f.drop_default_system:
         d["drop_default_system"] = True
+    for later in ("dedup", "budget_tokens"):
+        if getattr(job, later) is not None:
+            d[later] = getattr(job, later)
     return d
 
 
@@ -151,7 +154,7 @@ def selector_mapping(job: SelectJob) -> dict[str, Any]:
     f = job.features
     return {"model": job.model, "features": f.kind, "layers": list(f.layers), "pooling": f.pooling, "span": f.span,
             "max_length": f.max_length, "with_hidden": f.with_hidden, "drop_default_system": f.drop_default_system,
-            "normalize": job.normalize}
+            "scores": list(f.scores), "normalize": job.normalize, "dedup": job.dedup, "budget_tokens": job.budget_tokens}
 
 
 def _int(where: str, value: Any, *, minimum: int = 0, allow_none: bool = False) -> int | None:
