@@ -107,12 +107,24 @@ def seeds_needed(sd: float, gap: float, *, alpha: float = 0.05, power: float = 0
     return max_seeds
 
 
-def verdict(name: str, baseline: str, r: dict[str, float], mde: float, metric: str = "loss") -> str:
-    """One sentence: a win, a loss, or no detectable difference with the smallest detectable effect."""
-    ci = f"{r['delta']:+.4f} (95% CI {r['ci_low']:+.4f}..{r['ci_high']:+.4f})"
-    if r["ci_high"] < 0:
+def verdict(name: str, baseline: str, r: dict[str, float], mde: float, metric: str = "loss",
+            seed_ci: tuple[float, float] | None = None) -> str:
+    """One sentence: a win, a loss, or no detectable difference with the smallest detectable effect.
+
+    A win or a loss needs the bootstrap interval ``r`` *and*, when given, the t-interval of the
+    per-seed differences ``seed_ci`` to exclude zero on the same side: with few seeds the bootstrap
+    over seeds underestimates training noise, and a gap inside seed noise is not a win.
+    """
+    ci = f"{r['delta']:+.4f} (95% CI {r['ci_low']:+.4f}..{r['ci_high']:+.4f}"
+    if seed_ci is not None:
+        lo, hi = seed_ci
+        ci += f"; over seeds {lo:+.4f}..{hi:+.4f}" if math.isfinite(lo) else "; one seed"
+    ci += ")"
+    lows = [r["ci_low"]] + ([seed_ci[0]] if seed_ci else [])
+    highs = [r["ci_high"]] + ([seed_ci[1]] if seed_ci else [])
+    if max(highs) < 0:
         return f"{name} beats {baseline} on {metric} by {-r['delta']:.4f}: Δ {ci}"
-    if r["ci_low"] > 0:
+    if min(lows) > 0:
         return f"{name} loses to {baseline} on {metric} by {r['delta']:.4f}: Δ {ci}"
     tail = f"; smallest detectable effect at this power (80%, {r['seeds']} seeds): {mde:.4f}" \
         if math.isfinite(mde) else "; one seed: no power estimate"

@@ -87,7 +87,8 @@ def paired_lines(groups: dict[tuple[str, str], list[dict[str, Any]]], name: str,
                 sd = seed_sd(per_seed)
                 mde = detectable_effect(sd, len(seeds))
                 need = seeds_needed(sd, GAP) if len(seeds) > 1 else None
-                line = verdict(f"**{label}** ({budget})", ref, r, mde, metric)
+                _, lo, hi = mean_ci(per_seed)
+                line = verdict(f"**{label}** ({budget})", ref, r, mde, metric, seed_ci=(lo, hi))
                 if need is not None:
                     line += f"; seed SD of Δ {sd:.4f}: a {GAP} gap needs ≈{need} seeds"
                 lines.append("- " + line)
@@ -113,8 +114,9 @@ def summary_markdown(rows: Sequence[dict[str, Any]], eval_names: Sequence[str], 
             out.append("| " + " | ".join(cells) + " |")
         lines = paired_lines(groups, name, n_boot=n_boot)
         if lines:
-            out += ["", f"Paired against the references on {name} (same seeds, same held-out examples; "
-                        "bootstrap over both; Δ = method − reference, lower is better):", "", *lines]
+            out += ["", f"Paired against the references on {name} (same seeds, same held-out examples; Δ = method − "
+                        "reference, lower is better; 95% CI of a bootstrap over seeds and examples, and the "
+                        "t-interval of the per-seed Δ; a win needs both to exclude zero):", "", *lines]
         fit = precheck_fit(groups, name)
         if fit:
             out += ["", fit]

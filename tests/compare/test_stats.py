@@ -1,0 +1,45 @@
+"""Intervals, paired bootstrap, power and the verdict rule."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from coreselect.compare.stats import detectable_effect, mean_ci, paired_bootstrap, seeds_needed, verdict
+
+
+def test_mean_ci_matches_the_t_interval():
+    from scipy import stats
+
+    x = [1.0, 1.5, 0.7, 1.1]
+    m, lo, hi = mean_ci(x)
+    half = stats.t.ppf(0.975, 3) * np.std(x, ddof=1) / 2
+    assert (m, lo, hi) == pytest.approx((np.mean(x), np.mean(x) - half, np.mean(x) + half))
+    assert mean_ci([2.0])[1] == -math.inf
+
+
+def test_paired_bootstrap_macro_weights_groups_equally():
+    D = np.array([[0.0, 0.0, 0.0, -1.0]] * 3)  # group a: three zeros, group b: one -1
+    r = paired_bootstrap(D, ["a", "a", "a", "b"], n_boot=200)
+    assert r["delta"] == pytest.approx(-0.5)  # macro: (0 + -1) / 2, not the plain mean -0.25
+    assert r["ci_low"] == r["ci_high"] == pytest.approx(-0.5)  # no variation to resample
+    noisy = paired_bootstrap(np.random.default_rng(0).normal(0, 1, (5, 200)), n_boot=500)
+    assert noisy["ci_low"] < 0 < noisy["ci_high"]
+
+
+def test_power_estimates_shrink_with_seeds():
+    assert detectable_effect(0.02, 3) > detectable_effect(0.02, 10) > 0
+    assert math.isnan(detectable_effect(0.02, 1))
+    n = seeds_needed(0.03, 0.02)
+    assert detectable_effect(0.03, n) <= 0.02 < detectable_effect(0.03, n - 1)
+
+
+def test_a_win_needs_both_intervals_to_exclude_zero():
+    boot = {"delta": -0.1, "ci_low": -0.2, "ci_high": -0.02, "seeds": 2}
+    assert verdict("m", "random", boot, 0.5).startswith("m beats random")
+    assert "no difference detectable" in verdict("m", "random", boot, 0.5, seed_ci=(-1.0, 0.8))
+    assert verdict("m", "random", boot, 0.5, seed_ci=(-0.3, -0.05)).startswith("m beats random")
+    worse = {"delta": 0.1, "ci_low": 0.02, "ci_high": 0.2, "seeds": 3}
+    assert verdict("m", "random", worse, 0.5, seed_ci=(0.01, 0.2)).startswith("m loses to random")
