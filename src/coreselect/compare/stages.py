@@ -103,13 +103,9 @@ def materialise(sl: DataSlice, out: Path) -> Dataset:
 
 def labels_of(ds: Dataset, column: str) -> list[str]:
     """``column`` of every record as text (missing: a one-line error naming the record)."""
-    out = []
-    for e in ds.examples:
-        if column not in e.record:
-            raise ConfigError(f"{ds.path}:{e.line}: label column {column!r} missing")
-        v = e.record[column]
-        out.append(v if isinstance(v, str) else json.dumps(v, sort_keys=True))
-    return out
+    from coreselect.finetune.grouped import group_labels
+
+    return group_labels(ds, column, what="label column")
 
 
 def balanced_pick(labels: Sequence[str], k: int, seed: int) -> list[int]:

@@ -33,14 +33,17 @@ from coreselect.errors import ConfigError
 log = logging.getLogger(__name__)
 
 
-def group_labels(data: Dataset, column: str) -> list[str]:
-    """The ``column`` label of every example, as text; a record without it is a one-line error."""
+def group_labels(data: Dataset, column: str, *, what: str = "group_by column") -> list[str]:
+    """The ``column`` label of every example, as text (JSON for other values); a record without it
+    is a one-line error naming it (``what`` says which option asked for the column)."""
+    import json
+
     out = []
     for e in data.examples:
         if column not in e.record:
-            raise ConfigError(f"{data.path}:{e.line}: group_by column {column!r} missing")
+            raise ConfigError(f"{data.path}:{e.line}: {what} {column!r} missing")
         v = e.record[column]
-        out.append(v if isinstance(v, str) else str(v))
+        out.append(v if isinstance(v, str) else json.dumps(v, sort_keys=True))
     return out
 
 
