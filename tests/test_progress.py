@@ -1,5 +1,5 @@
-"""Ctrl-C and progress on medium pools (issue 13): small default shards keep finished work, and
-the bar advances per batch, not per shard."""
+"""Ctrl-C and progress on medium pools (issue 13): a shard in progress keeps its finished batches,
+and the bar advances per batch, not per shard."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ import pytest
 
 from _reliability import TINY_ARGS
 from coreselect.cli.main import main
-from coreselect.store import FeatureStore
 
 N = 100  # a medium pool for the tiny model: one 512-row shard before
 
@@ -29,31 +28,66 @@ def data(tmp_path_factory) -> Path:
     return p
 
 
-def test_default_shards_are_small_for_medium_pools():
-    from coreselect.features.extract import SHARD_ROWS, default_shard_rows
+def test_ctrl_c_in_select_keeps_the_finished_batches_of_a_medium_pool(data, tmp_path, tiny_dir, monkeypatch,
+                                                                      capsys):
+    """100 records are one 512-row shard: Ctrl-C in its third batch keeps the first two."""
+    from coreselect.features.activations import ActivationExtractor
+    from coreselect.store import FeatureStore
 
-    assert default_shard_rows(240) == 32 and default_shard_rows(5000) == 157
-    assert default_shard_rows(6) == 32 and default_shard_rows(1_000_000) == SHARD_ROWS
+    real, calls = ActivationExtractor.extract_batch, []
 
-
-def test_ctrl_c_in_select_keeps_finished_work_of_a_medium_pool(data, tmp_path, tiny_dir, monkeypatch, capsys):
-    real, written = FeatureStore.write_shard, []
-
-    def write_shard(self, plan, arrays):
-        if len(written) == 2:
+    def extract_batch(self, rendered, *a, **kw):
+        calls.append(len(rendered))
+        if len(calls) == 3:
             raise KeyboardInterrupt
-        real(self, plan, arrays)
-        written.append(plan.shard)
+        return real(self, rendered, *a, **kw)
 
     args = ["select", str(data), "--n", "10", "-o", str(tmp_path / "core.jsonl"), "--work-dir", str(tmp_path / "w"),
             "--model", str(tiny_dir), *TINY_ARGS]
     with monkeypatch.context() as mp:
-        mp.setattr(FeatureStore, "write_shard", write_shard)
+        mp.setattr(ActivationExtractor, "extract_batch", extract_batch)
         assert main(args) == 130
-    assert "finished shards are kept" in capsys.readouterr().err
+    assert "finished work is kept" in capsys.readouterr().err
     (store,) = (tmp_path / "w").iterdir()
-    assert sorted(p.name for p in store.glob("shard-*")) == ["shard-00000.safetensors", "shard-00001.safetensors"]
-    assert main(args) == 0  # resumes: the rest only
+    (partial,) = store.glob(".shard-00000.partial.tmp")  # the two finished batches
+    kept = sum(calls[:2])
+    again: list[int] = []
+    with monkeypatch.context() as mp:
+        mp.setattr(ActivationExtractor, "extract_batch",
+                   lambda self, rendered, *a, **kw: again.append(len(rendered)) or real(self, rendered, *a, **kw))
+        assert main(args) == 0  # resumes: the rows not done only
+    assert sum(again) == N - kept and not partial.exists()
+    assert FeatureStore.open(store).manifest["complete"]
+
+
+def test_a_resumed_shard_has_the_features_of_an_uninterrupted_one(data, tmp_path, tiny_dir, monkeypatch):
+    import numpy as np
+    from safetensors.numpy import load_file
+
+    from coreselect.features.activations import ActivationExtractor
+
+    def extract(out: Path) -> list[str]:
+        return ["-q", "extract", str(data), "-o", str(out), "--model", str(tiny_dir), *TINY_ARGS]
+
+    assert main(extract(tmp_path / "clean")) == 0
+    real, calls = ActivationExtractor.extract_batch, []
+
+    def extract_batch(self, rendered, *a, **kw):
+        calls.append(1)
+        if len(calls) == 4:
+            raise KeyboardInterrupt
+        return real(self, rendered, *a, **kw)
+
+    with monkeypatch.context() as mp:
+        mp.setattr(ActivationExtractor, "extract_batch", extract_batch)
+        assert main(extract(tmp_path / "resumed")) == 130
+    assert main(extract(tmp_path / "resumed")) == 0
+    a = load_file(str(tmp_path / "clean" / "shard-00000.safetensors"))
+    b = load_file(str(tmp_path / "resumed" / "shard-00000.safetensors"))
+    assert a.keys() == b.keys()
+    for k in a:  # other batches, other padding: equal up to bf16 rounding
+        np.testing.assert_allclose(b[k].astype(np.float32), a[k].astype(np.float32), rtol=0.05, atol=0.02)
+    assert sorted(p.name for p in (tmp_path / "resumed").iterdir()) == ["manifest.json", "shard-00000.safetensors"]
 
 
 def test_the_bar_advances_per_batch(data, tmp_path, tiny_dir, monkeypatch):

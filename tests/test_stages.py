@@ -3,6 +3,7 @@ one meaning of balance; load_features."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 import sys
@@ -175,6 +176,9 @@ def test_select_on_the_users_own_features(suffix, tmp_path, capsys):
     capsys.readouterr()
     assert main(["score", str(out.with_name("core.jsonl.manifest.json")), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["coverage"] == m["scores"]["coverage"]
+    if suffix == ".npy" and importlib.util.find_spec("matplotlib"):  # the report maps the pick on the same file
+        assert main(["report", str(out.with_name("core.jsonl.manifest.json")), "-o", str(tmp_path / "r.html")]) == 0
+        assert f"{path} (5 dims, center-l2)" in (tmp_path / "r.html").read_text()
     np.save(tmp_path / "short.npy", X[:39])
     code = main(["select", str(data), "--n", "8", "--features-file", str(tmp_path / "short.npy"),
                  "-o", str(tmp_path / "c2.jsonl")])

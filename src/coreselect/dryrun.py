@@ -109,7 +109,7 @@ def _duration(s: float) -> str:
     """``75`` -> ``'about 1 min 15 s'``.
 
     >>> _duration(8.2), _duration(75), _duration(7300)
-    ('about 8 s', 'about 1 min 15 s', 'about 2 h 2 min')
+    ('about 8 s', 'about 1 min 15 s', 'about 2 h 1 min')
     """
     s = round(s)
     if s < 60:

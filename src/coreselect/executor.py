@@ -37,6 +37,7 @@ import numpy as np
 from coreselect.errors import ConfigError
 from coreselect.features.extract import (
     BATCH_TOKENS,
+    SHARD_ROWS,
     finish_store,
     open_store,
     run_shard,
@@ -86,13 +87,13 @@ class Executor(ABC):
 
         Parameters
         ----------
-        shard_rows : rows per shard of a new store (default :func:`~coreselect.features.extract.default_shard_rows`:
-            small shards for a medium pool; a resumed store keeps its own).
+        shard_rows : rows per shard of a new store (default 512; a resumed store keeps its own).
+            Within a shard, checkpoints keep the finished batches on Ctrl-C.
         batch_tokens : padded tokens per forward pass.
         progress : show a progress bar (examples and tokens per second).
         trust_remote_code : allow model code from the model folder.
         """
-        store = open_store(ds, model, config, out_dir, shard_rows)
+        store = open_store(ds, model, config, out_dir, shard_rows or SHARD_ROWS)
         if store.manifest.get("complete"):
             log.info("%s: features already extracted", out_dir)
             return store
@@ -162,7 +163,7 @@ class LocalExecutor(Executor):
     def _run_shards(self, store: FeatureStore, ds: Dataset, pending: list[ShardPlan], *,
                     on_batch: Callable[[int, int], None] | None = None, **task: Any) -> Iterator[tuple[int, int]]:
         shard_fn = shard_function(**task, loaded=self.loaded, describe=True, on_batch=on_batch)
-        log.info("%d shards to go, in this process", len(pending))
+        log.info("%d shard%s to go, in this process", len(pending), "" if len(pending) == 1 else "s")
         for plan in pending:
             yield plan.end - plan.start, run_shard(store, plan, ds.examples[plan.start : plan.end], shard_fn)
 

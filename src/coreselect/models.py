@@ -17,7 +17,7 @@ import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -123,9 +123,9 @@ def resolve_model(spec: str | None = None, *, trust_remote_code: bool = False, p
     return ModelSpec(name, _hub_model_path(name), f"hub:{name}")
 
 
-def _hub_model_path(name: str) -> str:
+def _hub_model_path(name: str, builtins: Sequence[str] = tuple(BUILTIN_MODELS)) -> str:
     """Where a Hub id loads from: the id itself when the Hub answers, else its cached snapshot;
-    a one-line :class:`ModelError` naming the built-in models when it is neither."""
+    a one-line :class:`ModelError` naming the ``builtins`` when it is neither."""
     from coreselect.hub import cache_dirs, hub_reachable
 
     snapshots = cache_dirs()[1] / ("models--" + name.replace("/", "--")) / "snapshots"
@@ -136,10 +136,10 @@ def _hub_model_path(name: str) -> str:
     if cached:
         log.info("%s: the Hub is unreachable; loading the cached snapshot %s", name, cached[-1].name[:12])
         return str(cached[-1])
-    close = [m for m in BUILTIN_MODELS  # a prefix like the name: smollm3 -> smollm2-135m-instruct
+    close = [m for m in builtins  # a prefix like the name: smollm3 -> smollm2-135m-instruct
              if difflib.SequenceMatcher(None, name.lower(), m[: len(name)]).ratio() >= 0.7]
     hint = f"; did you mean {close[0]}?" if close else ""
-    raise ModelError(f"unknown model {name!r}: not a built-in model ({', '.join(BUILTIN_MODELS)}), a model "
+    raise ModelError(f"unknown model {name!r}: not a built-in model ({', '.join(builtins)}), a model "
                      "folder or .gguf file, nor a Hugging Face id in the local cache, and the Hub is unreachable "
                      f"(or HF_HUB_OFFLINE is set){hint}")
 

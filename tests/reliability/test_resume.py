@@ -132,7 +132,7 @@ def test_ctrl_c_keeps_finished_shards_and_says_how_to_resume(tmp_path, data, tin
         _crash_after(mp, 2, KeyboardInterrupt())
         assert main(_extract(data, out, tiny_dir)) == 130
     err = capsys.readouterr()[1]
-    assert err.strip() == ("coreselect: interrupted; finished shards are kept, rerun the same command "
+    assert err.strip() == ("coreselect: interrupted; finished work is kept, rerun the same command "
                            "to resume")
     assert main(_extract(data, out, tiny_dir)) == 0
     assert store_tensors(out) == store_tensors(clean)

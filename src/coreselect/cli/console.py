@@ -59,6 +59,22 @@ class ConsoleFormatter(logging.Formatter):
         return msg
 
 
+class ConsoleHandler(logging.StreamHandler):
+    """A stream handler that writes around an open progress bar (``tqdm.write``), so a log line
+    never lands on the bar's line."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        tqdm = sys.modules.get("tqdm")
+        if tqdm is None:
+            super().emit(record)
+            return
+        try:
+            tqdm.tqdm.write(self.format(record), file=self.stream)
+            self.flush()
+        except Exception:  # noqa: BLE001 -- logging's own contract: report, never raise
+            self.handleError(record)
+
+
 def _set_env(saved: dict[str, str | None], name: str, value: str) -> None:
     saved.setdefault(name, os.environ.get(name))
     os.environ[name] = value
@@ -91,7 +107,7 @@ def configure(verbose: int = 0, quiet: bool = False, progress: bool = True, *,
         for lg in chatty.values():
             lg.setLevel(max(others, logging.WARNING) if verbose < 2 else logging.DEBUG)
         if not root.handlers:
-            handler = logging.StreamHandler(sys.stderr)
+            handler = ConsoleHandler(sys.stderr)
             handler.setFormatter(ConsoleFormatter(detail=verbose > 0))
             root.addHandler(handler)
 
@@ -157,4 +173,4 @@ def _set_imported_libraries(level_name: str, progress: bool) -> Callable[[], Non
     return restore
 
 
-__all__ = ["CHATTY", "LIBRARY_LOGGER", "ConsoleFormatter", "configure"]
+__all__ = ["CHATTY", "LIBRARY_LOGGER", "ConsoleFormatter", "ConsoleHandler", "configure"]

@@ -27,8 +27,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("data", help=f"instruction dataset: {DATA_HELP}")
     p.add_argument("-o", "--output", required=True, help="feature store directory (created; resumed if it exists)")
     p.add_argument("--shard-rows", type=int, default=None,
-                   help="examples per shard (default: the pool / 32, within 32 to 512: a medium pool gets small "
-                        "shards, so an interrupted run keeps most of its work)")
+                   help="examples per shard (default: 512; an interrupted shard keeps its finished batches)")
     p.add_argument("--columns", default=None, metavar="FIELD=COLUMN,...", help=COLUMNS_HELP)
     add_arguments(p, SelectJob, only=EXTRACT_OPTIONS)
     p.set_defaults(run=run)
@@ -51,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
 
         spec = resolve_text_model(job.model)
     else:
-        spec = resolve_model(job.model, trust_remote_code=job.trust_remote_code)
+        spec = resolve_model(job.model, trust_remote_code=job.trust_remote_code, progress=job.progress)
     store = executor.extract(ds, spec, job.features, args.output, shard_rows=args.shard_rows,
                              progress=job.progress, trust_remote_code=job.trust_remote_code)
     m = store.manifest

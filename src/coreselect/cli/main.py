@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"coreselect: error: {where}{err.strerror or err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("coreselect: interrupted; finished shards are kept, rerun the same command to resume",
+        print("coreselect: interrupted; finished work is kept, rerun the same command to resume",
               file=sys.stderr)
         return 130
     finally:

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import inspect
 import json
 import logging
+import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,7 @@ import numpy as np
 
 from coreselect.data import Dataset, Example
 from coreselect.features.activations import ActivationExtractor, length_batches
+from coreselect.features.checkpoint import CHECKPOINT_SECONDS, drop_partial, read_partial, write_partial
 from coreselect.features.config import FeatureConfig
 from coreselect.features.render import Rendered, has_chat_template, render_batch
 from coreselect.features.scores import shard_scores
@@ -28,27 +31,16 @@ from coreselect.store import FeatureStore, ShardPlan, read_shard
 
 log = logging.getLogger(__name__)
 
-#: Rows per shard at most: small enough that a crash loses little, large enough to batch well.
+#: Rows per shard: large enough to batch well (rows are sorted by length across a shard; smaller
+#: shards made the demo's extraction 3x slower on a CPU); within a shard, checkpoints keep the
+#: finished batches (:mod:`coreselect.features.checkpoint`).
 SHARD_ROWS = 512
-#: Rows per shard at least, and the shards a pool is cut into at least (up to :data:`SHARD_ROWS`
-#: rows each): a medium pool gets small shards, so Ctrl-C or a crash keeps most finished work.
-MIN_SHARD_ROWS, MIN_SHARDS = 32, 32
 #: Padded tokens per forward pass (batch size x longest row in the batch).
 BATCH_TOKENS = 8192
 #: Rows per forward pass at most.
 MAX_BATCH = 64
 #: Largest share of a batch that may be padding (see :func:`length_batches`).
 MAX_WASTE = 0.1
-
-
-def default_shard_rows(n_rows: int) -> int:
-    """Rows per shard of a new store of ``n_rows`` rows: ``n_rows / MIN_SHARDS`` within
-    ``[MIN_SHARD_ROWS, SHARD_ROWS]``, so 240 records make 8 shards, not one.
-
-    >>> [default_shard_rows(n) for n in (6, 240, 5000, 100_000)]
-    [32, 32, 157, 512]
-    """
-    return int(min(SHARD_ROWS, max(MIN_SHARD_ROWS, -(-n_rows // MIN_SHARDS))))
 
 
 def store_key(data_fingerprint: str, model: ModelSpec, config: FeatureConfig) -> str:
@@ -101,30 +93,52 @@ def render_examples(examples: Sequence[Example], tokenizer: Any, max_length: int
 def extract_shard(
     extractor: ActivationExtractor, examples: Sequence[Example], *, batch_tokens: int = BATCH_TOKENS,
     max_batch: int = MAX_BATCH, max_waste: float = MAX_WASTE, on_batch: Callable[[int, int], None] | None = None,
+    resume: tuple[np.ndarray, dict[str, np.ndarray]] | None = None,
+    checkpoint: Callable[[np.ndarray, dict[str, np.ndarray]], None] | None = None,
+    checkpoint_seconds: float = CHECKPOINT_SECONDS,
 ) -> dict[str, np.ndarray]:
     """Features, per-row stats and (with ``config.scores``) per-row scores of one shard's
     examples, in input order.
 
     Rows are sorted by length across the shard and batched by :func:`length_batches`;
     ``on_batch(rows, tokens)`` is called after each batch's forward pass (a progress bar).
+    ``resume``: ``(rows, arrays)`` done already (a checkpoint); ``checkpoint(rows, arrays)``
+    receives the rows done every ``checkpoint_seconds`` and when the work is interrupted.
     """
     cfg = extractor.config
     prefix = default_system_prefix(extractor.tokenizer) if cfg.drop_default_system else []
     rendered = render_examples(examples, extractor.tokenizer, cfg.max_length, prefix)
     n = len(rendered)
     out: dict[str, np.ndarray] = {}
+    done = np.zeros(n, dtype=bool)
 
     def batches(lengths: list[int]) -> Iterable[list[int]]:
         return length_batches(lengths, batch_tokens, max_batch, max_waste)
 
-    for batch in batches([len(r.ids) for r in rendered]):
-        feats = extractor.extract_batch([rendered[i] for i in batch])
+    def keep(rows: Sequence[int], feats: dict[str, np.ndarray]) -> None:
         for name, a in feats.items():
             if name not in out:
                 out[name] = np.zeros((n, *a.shape[1:]), dtype=np.float32)
-            out[name][batch] = a
+            out[name][rows] = a
+        done[rows] = True
         if on_batch is not None:
-            on_batch(len(batch), sum(len(rendered[i].ids) for i in batch))
+            on_batch(len(rows), sum(len(rendered[i].ids) for i in rows))
+
+    if resume is not None and len(resume[0]):
+        keep(resume[0].tolist(), resume[1])
+    todo = np.flatnonzero(~done).tolist()
+    last = time.perf_counter()
+    try:
+        for b in batches([len(rendered[i].ids) for i in todo]):
+            batch = [todo[j] for j in b]
+            keep(batch, extractor.extract_batch([rendered[i] for i in batch]))
+            if checkpoint is not None and time.perf_counter() - last >= checkpoint_seconds and not done.all():
+                checkpoint(np.flatnonzero(done), {k: v[done] for k, v in out.items()})
+                last = time.perf_counter()
+    except BaseException:  # Ctrl-C, a crash: keep the finished batches for the rerun
+        if checkpoint is not None and done.any():
+            checkpoint(np.flatnonzero(done), {k: v[done] for k, v in out.items()})
+        raise
     if cfg.scores:
         out.update(shard_scores(extractor, examples, rendered, out.pop("loss_cond"),
                                 lambda exs: render_examples(exs, extractor.tokenizer, 1 << 30, prefix), batches))
@@ -181,8 +195,13 @@ def run_shard(store: FeatureStore, plan: ShardPlan, examples: Sequence[Example],
     """
     if (store.root / plan.filename).is_file():
         return int(read_shard(store.root, plan, ["n_tokens"])["n_tokens"].sum())
-    arrays = shard_fn(examples)
+    if "checkpoint" in inspect.signature(shard_fn).parameters:  # the activation path checkpoints its batches
+        arrays = shard_fn(examples, resume=read_partial(store, plan),  # type: ignore[call-arg]
+                          checkpoint=functools.partial(write_partial, store, plan))
+    else:
+        arrays = shard_fn(examples)
     store.write_shard(plan, arrays)
+    drop_partial(store, plan)
     release_free_memory()
     return int(arrays["n_tokens"].sum())
 
@@ -229,12 +248,10 @@ def _malloc_trim() -> Callable[[int], int] | None:
 
 
 def open_store(ds: Dataset, model: ModelSpec, config: FeatureConfig, out_dir: str | Path,
-               shard_rows: int | None = None) -> FeatureStore:
-    """Create or resume the feature store of ``ds`` x ``model`` x ``config`` (any executor);
-    ``shard_rows`` of a new store: default :func:`default_shard_rows` (a resumed one keeps its own)."""
+               shard_rows: int = SHARD_ROWS) -> FeatureStore:
+    """Create or resume the feature store of ``ds`` x ``model`` x ``config`` (any executor)."""
     return FeatureStore.create(out_dir, {
-        "key": store_key(ds.fingerprint, model, config), "n_rows": len(ds),
-        "shard_rows": shard_rows or default_shard_rows(len(ds)),
+        "key": store_key(ds.fingerprint, model, config), "n_rows": len(ds), "shard_rows": shard_rows,
         "data": {"path": str(ds.path), "fingerprint": ds.fingerprint, "format": ds.format},
         "model": model.to_json(), "config": config.to_json(),
     })

@@ -18,7 +18,7 @@ import numpy as np
 
 from coreselect.data import Example
 from coreselect.errors import ModelError
-from coreselect.models import ModelSpec, _folder_fingerprint
+from coreselect.models import ModelSpec, _folder_fingerprint, _hub_model_path
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,9 @@ def resolve_text_model(spec: str | None) -> ModelSpec:
     path = Path(spec).expanduser()
     if path.is_dir():
         return ModelSpec(spec, str(path.resolve()), _folder_fingerprint(path))
-    return ModelSpec(spec, spec, f"hub:{spec}")
+    if spec.startswith((".", "/", "~")) or spec.count("/") > 1:
+        raise ModelError(f"{spec}: model path not found")
+    return ModelSpec(spec, _hub_model_path(spec, (DEFAULT_TEXT_MODEL,)), f"hub:{spec}")  # fails at once offline
 
 
 def example_text(ex: Example) -> str:
