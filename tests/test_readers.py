@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import time
 from pathlib import Path
 
 import pytest
@@ -177,11 +176,15 @@ def test_hub_id_reads_offline_from_the_local_cache(hf_cache, tmp_path, capsys):
         load_dataset("fake-org/tiny:nope")
 
 
-def test_unknown_hub_id_offline_fails_at_once_in_one_line(hf_cache, capsys):
-    t = time.perf_counter()
+def test_unknown_hub_id_offline_fails_at_once_in_one_line(hf_cache, capsys, monkeypatch):
+    import datasets
+
+    def no_load(*a, **k):  # refused from the caches alone: datasets (and its retries) never runs
+        raise AssertionError("datasets.load_dataset was called")
+
+    monkeypatch.setattr(datasets, "load_dataset", no_load)
     with pytest.raises(DataError) as e:
         load_dataset("nobody-xyz/no-such-dataset")
-    assert time.perf_counter() - t < 2.0
     assert str(e.value) == ("nobody-xyz/no-such-dataset: no such file, and no Hugging Face dataset of that name in "
                             "the local cache (the Hub is unreachable or HF_HUB_OFFLINE is set)")
 
@@ -192,9 +195,7 @@ def test_unreachable_hub_is_detected_without_the_offline_variable(monkeypatch):
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.delenv("HF_DATASETS_OFFLINE", raising=False)
     monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # the discard port: nothing listens here
-    t = time.perf_counter()
     assert hub.hub_reachable() is False
-    assert time.perf_counter() - t < 2.0
 
 
 def test_missing_file_and_id_shapes():
