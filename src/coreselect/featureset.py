@@ -190,13 +190,14 @@ def check_store_data(store: FeatureStore, fingerprint: str | None, n_pool: int) 
         raise StoreError(f"{store.root}: {sm.get('n_rows')} rows for a pool of {n_pool} records")
 
 
-def labels_of(ds: Dataset, columns: Sequence[str]) -> dict[str, np.ndarray]:
-    """Each label column of ``ds`` as an ``(n,)`` object array (JSON text for non-strings)."""
+def labels_of(ds: Dataset, columns: Sequence[str], *, what: str = "label column") -> dict[str, np.ndarray]:
+    """Each label column of ``ds`` as an ``(n,)`` object array (JSON text for non-strings); a
+    missing column is one error naming the first record without it (``what`` names the option)."""
     out = {}
     for col in columns:
         missing = [e.line for e in ds.examples if col not in e.record]
         if missing:
-            raise ConfigError(f"{ds.path}:{missing[0]}: label column {col!r} missing ({len(missing)} records lack it)")
+            raise ConfigError(f"{ds.path}:{missing[0]}: {what} {col!r} missing ({len(missing)} records lack it)")
         out[col] = np.array([v if isinstance(v := e.record[col], str) else json.dumps(v, sort_keys=True)
                              for e in ds.examples], dtype=object)
     return out

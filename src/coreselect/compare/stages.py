@@ -24,6 +24,7 @@ import numpy as np
 from coreselect.compare.config import DataSlice, ExperimentConfig, MethodSpec, selector_json, trainee_json
 from coreselect.data import Dataset, load_dataset
 from coreselect.errors import ConfigError, DataError
+from coreselect.metrics import label_metrics
 from coreselect.output import atomic_write_bytes, subset_bytes
 
 log = logging.getLogger(__name__)
@@ -148,7 +149,7 @@ def precheck(pool: Dataset, rows: Sequence[int], columns: Sequence[str]) -> dict
         got = Counter(labels[i] for i in rows)
         # P(a label is missed by a random pick of k) = C(n - c, k) / C(n, k)
         miss = [math.exp(_log_comb(n - c, k) - _log_comb(n, k)) if n - c >= k else 0.0 for c in counts.values()]
-        r: dict[str, Any] = {"coverage": round(len(got) / len(counts), 6),
+        r: dict[str, Any] = {"coverage": label_metrics(labels, list(rows))["coverage"],
                              "random_coverage": round(1 - sum(miss) / len(counts), 6)}
         if "" in counts:
             r["flagged"] = round(sum(v for lab, v in got.items() if lab) / max(k, 1), 6)

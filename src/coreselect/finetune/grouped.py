@@ -28,7 +28,6 @@ from typing import Any
 import numpy as np
 
 from coreselect.data import Dataset, Example
-from coreselect.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -36,15 +35,9 @@ log = logging.getLogger(__name__)
 def group_labels(data: Dataset, column: str, *, what: str = "group_by column") -> list[str]:
     """The ``column`` label of every example, as text (JSON for other values); a record without it
     is a one-line error naming it (``what`` says which option asked for the column)."""
-    import json
+    from coreselect.featureset import labels_of
 
-    out = []
-    for e in data.examples:
-        if column not in e.record:
-            raise ConfigError(f"{data.path}:{e.line}: {what} {column!r} missing")
-        v = e.record[column]
-        out.append(v if isinstance(v, str) else json.dumps(v, sort_keys=True))
-    return out
+    return list(labels_of(data, [column], what=what)[column])
 
 
 def group_scores(values: Sequence[float | None], labels: Sequence[str], *, worst: str = "max") -> dict[str, Any]:
