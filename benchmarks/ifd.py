@@ -30,6 +30,7 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import numpy as np
 from _common import ALPACA
@@ -103,13 +104,16 @@ def cost(ds: Any, work: Path) -> dict[str, float]:
         store, scored = extract_timed(ds, spec, loaded, FeatureConfig(scores=("ifd",)),
                                       Path(tmp) / "scored" if keep.exists() else keep)
         tokens = int(store.manifest["stats"]["tokens"])
+        with mock.patch("coreselect.features.scores.shared_prefix", return_value=0):  # the lever, off
+            _, uncached = extract_timed(ds, spec, loaded, FeatureConfig(scores=("ifd",)), Path(tmp) / "uncached")
     print(f"\n## Cost: {len(ds)} records, {tokens} tokens, SmolLM2-135M-Instruct, bf16\n")
     print("| extraction | seconds | records/s |\n|---|---|---|")
     print(f"| activations only (layer 15) | {plain:.1f} | {len(ds) / plain:.2f} |")
     print(f"| activations + --scores ifd | {scored:.1f} | {len(ds) / scored:.2f} |")
+    print(f"| the same, shared prompt prefix not cached | {uncached:.1f} | {len(ds) / uncached:.2f} |")
     print(f"\nratio with/without scores: {scored / plain:.2f}x (scoring adds {scored / plain - 1:.2f}x the "
-          "activation pass)")
-    return {"plain": plain, "scored": scored}
+          f"activation pass); without the prefix cache {uncached / plain:.2f}x")
+    return {"plain": plain, "scored": scored, "uncached": uncached}
 
 
 def spearman(a: np.ndarray, b: np.ndarray) -> tuple[float, int]:

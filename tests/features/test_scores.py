@@ -167,3 +167,32 @@ def test_select_turns_scores_on_for_a_method_that_needs_them(cli_store, tiny_dir
     below = [i for i in np.argsort(-ifd, kind="stable") if ifd[i] < 1]
     assert m["rows"] == (below + [i for i in np.argsort(ifd, kind="stable") if ifd[i] >= 1])[:5]
     assert m["budget"]["picked_tokens"] > 0 and "tokens" not in m["budget"]
+
+
+def tiny_gemma3(vocab_size):
+    """A randomly initialised 2-layer Gemma 3 text model: sliding-window and global layers."""
+    from transformers import Gemma3ForCausalLM, Gemma3TextConfig
+
+    torch.manual_seed(0)
+    cfg = Gemma3TextConfig(vocab_size=vocab_size, hidden_size=32, intermediate_size=48, num_hidden_layers=2,
+                           num_attention_heads=2, num_key_value_heads=1, head_dim=16, sliding_window=8,
+                           layer_types=["sliding_attention", "full_attention"], max_position_embeddings=512)
+    return Gemma3ForCausalLM(cfg).eval()
+
+
+@pytest.mark.parametrize("arch", ["llama", "gemma3"])
+def test_the_cached_prefix_changes_no_loss(arch, tiny_model, tokenizer, alpaca_file, one_torch_thread):
+    """``loss_alone`` with the shared system turn run once and cached equals the plain forward."""
+    from coreselect.features.activations import ActivationExtractor
+    from coreselect.features.scores import alone_example, shared_prefix
+
+    model = tiny_model if arch == "llama" else tiny_gemma3(len(tokenizer))
+    examples = load_dataset(alpaca_file(RECORDS)).examples
+    rows = render_examples([alone_example(ex) for ex in examples], tokenizer, 1 << 30)
+    prefix = shared_prefix(rows)
+    assert prefix >= 10  # SmolLM2's default system turn and the empty user turn
+    ext = ActivationExtractor(model, tokenizer, FeatureConfig(layers=(1,), scores=("ifd",)))
+    for batch in (rows, rows[:1], rows[2:]):  # padded rows of several lengths, and one row alone
+        np.testing.assert_allclose(ext.response_losses(batch, prefix=prefix), ext.response_losses(batch),
+                                   rtol=1e-5)
+

@@ -152,25 +152,63 @@ class ActivationExtractor:
                 h.remove()
         return {g: out[g].cpu().numpy() for g in self.groups + (["loss_cond"] if scoring else [])}
 
-    def response_losses(self, rendered: Sequence[Any]) -> np.ndarray:
+    def response_losses(self, rendered: Sequence[Any], prefix: int = 0) -> np.ndarray:
         """Mean NLL of each row's response tokens, from a plain forward (no hooks): the
-        ``loss_alone`` pass. NaN for a row without response tokens."""
+        ``loss_alone`` pass. NaN for a row without response tokens.
+
+        ``prefix``: the number of leading tokens every row shares (the chat template's system turn
+        and empty user turn), run once and reused as a key-value cache for every batch; it must end
+        before the first response token's predecessor (:func:`~coreselect.features.scores.shared_prefix`).
+        """
+        import copy
+
         import torch
 
         from coreselect.lmhead import labelled_mean_nll
 
-        ids, attn, _, labels = batch_tensors(rendered, self.tokenizer.pad_token_id or 0, "all", "right",
-                                             self.device)
-        positions = (attn.long().cumsum(-1) - 1).clamp(min=0)
+        pad = self.tokenizer.pad_token_id or 0
+        base = getattr(self.model, "model", self.model)
         with torch.inference_mode():
-            base = getattr(self.model, "model", self.model)
-            hidden = base(input_ids=ids, attention_mask=attn.long(), position_ids=positions,
-                          use_cache=False).last_hidden_state
+            if not prefix:
+                ids, attn, _, labels = batch_tensors(rendered, pad, "all", "right", self.device)
+                positions = (attn.long().cumsum(-1) - 1).clamp(min=0)
+                hidden = base(input_ids=ids, attention_mask=attn.long(), position_ids=positions,
+                              use_cache=False).last_hidden_state
+                return labelled_mean_nll(self.model, hidden, labels).cpu().numpy()
+            suffixes = [type(r)(r.ids[prefix:], 0, r.response_start - prefix, r.truncated) for r in rendered]
+            ids, attn, _, labels = batch_tensors(suffixes, pad, "all", "right", self.device)
+            past = copy.deepcopy(self._prefix_cache(tuple(rendered[0].ids[:prefix])))
+            past.batch_repeat_interleave(len(rendered))
+            full_attn = torch.cat([torch.ones((len(rendered), prefix), dtype=torch.long, device=self.device),
+                                   attn.long()], dim=1)
+            positions = prefix + (attn.long().cumsum(-1) - 1).clamp(min=0)
+            hidden = base(input_ids=ids, attention_mask=full_attn, position_ids=positions, use_cache=True,
+                          **{_cache_kwarg(base): past}).last_hidden_state
             return labelled_mean_nll(self.model, hidden, labels).cpu().numpy()
+
+    def _prefix_cache(self, ids: tuple[int, ...]) -> Any:
+        """The key-value cache of ``ids`` (one row), computed once per distinct prefix."""
+        import torch
+
+        cached = getattr(self, "_prefix", None)
+        if cached is None or cached[0] != ids:
+            base = getattr(self.model, "model", self.model)
+            row = torch.tensor([ids], dtype=torch.long, device=self.device)
+            out = base(input_ids=row, use_cache=True)
+            cache = getattr(out, "cache", None)
+            self._prefix = (ids, cache if cache is not None else out.past_key_values)
+        return self._prefix[1]
 
     @property
     def device(self) -> Any:
         return next(self.model.parameters()).device
+
+
+def _cache_kwarg(module: Any) -> str:
+    """The forward's key-value cache argument: ``cache`` (transformers >= 5.2x), else ``past_key_values``."""
+    import inspect
+
+    return "cache" if "cache" in inspect.signature(module.forward).parameters else "past_key_values"
 
 
 def batch_tensors(rendered: Sequence[Any], pad: int, span_name: str, padding_side: str = "right",

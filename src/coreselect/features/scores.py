@@ -97,19 +97,39 @@ def alone_rendered(examples: Sequence[Example], cond: Sequence[Rendered], render
     return out
 
 
+def shared_prefix(rows: Sequence[Rendered], minimum: int = 4) -> int:
+    """How many leading tokens every row shares before its first response token's predecessor
+    (the ``loss_alone`` rows: the same system turn and empty user turn): the part the scoring pass
+    runs once and caches. 0 when that is under ``minimum`` tokens (not worth a cache).
+
+    >>> shared_prefix([Rendered([1, 2, 3, 4, 5, 9], 0, 5, False), Rendered([1, 2, 3, 4, 5, 7, 8], 0, 5, False)])
+    4
+    >>> shared_prefix([Rendered([1, 2, 3, 4, 5, 9], 0, 5, False), Rendered([1, 2, 6, 4, 5, 7], 0, 5, False)])
+    0
+    """
+    if not rows:
+        return 0
+    n = min(r.response_start for r in rows) - 1
+    first = rows[0].ids
+    for r in rows[1:]:
+        n = min(n, next((i for i, (a, b) in enumerate(zip(first[:n], r.ids[:n])) if a != b), n))
+    return n if n >= minimum else 0
+
+
 def shard_scores(
     extractor: ActivationExtractor, examples: Sequence[Example], cond: Sequence[Rendered], loss_cond: np.ndarray,
     render: Render, batches: Callable[[list[int]], Iterable[list[int]]],
 ) -> dict[str, np.ndarray]:
     """The score columns of one shard: ``loss_cond`` (from the activation pass), ``loss_alone``
-    (a second pass over :func:`alone_rendered` rows, batched by ``batches`` over their lengths) and
-    ``ifd``."""
+    (a second pass over :func:`alone_rendered` rows, batched by ``batches`` over their lengths, the
+    rows' :func:`shared_prefix` run once and cached) and ``ifd``."""
     alone = alone_rendered(examples, cond, render)
     loss_alone = np.full(len(alone), np.nan, dtype=np.float32)
     todo = [i for i, r in enumerate(alone) if len(r.ids) > r.response_start]
-    for batch in batches([len(alone[i].ids) for i in todo]):
+    prefix = shared_prefix([alone[i] for i in todo])
+    for batch in batches([len(alone[i].ids) - prefix for i in todo]):
         rows = [todo[b] for b in batch]
-        loss_alone[rows] = extractor.response_losses([alone[i] for i in rows])
+        loss_alone[rows] = extractor.response_losses([alone[i] for i in rows], prefix=prefix)
     loss_cond = np.asarray(loss_cond, dtype=np.float32)
     missing = int(np.isnan(loss_cond).sum())
     if missing:
@@ -118,4 +138,4 @@ def shard_scores(
     return {"loss_cond": loss_cond, "loss_alone": loss_alone, "ifd": ifd_ratio(loss_cond, loss_alone)}
 
 
-__all__ = ["SCORE_COLUMNS", "alone_example", "alone_rendered", "ifd_ratio", "scores_for", "shard_scores"]
+__all__ = ["SCORE_COLUMNS", "alone_example", "alone_rendered", "ifd_ratio", "scores_for", "shard_scores", "shared_prefix"]
