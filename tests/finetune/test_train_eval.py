@@ -106,3 +106,43 @@ def test_validation_split_keeps_the_best_epoch(tiny_model: Path, alpaca_file: Pa
     assert not list((tmp_path / "a").glob("checkpoint-*"))
     with pytest.raises(ConfigError, match="--early-stopping.*needs --val-share"):
         TrainConfig(early_stopping=2)
+
+
+def test_tail_average_keeps_the_mean_of_the_last_steps() -> None:
+    """--average-tail 0.5 over 4 steps: the weights after steps 3 and 4, averaged, are what is kept."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from coreselect.finetune.trainer import TailAverage
+
+    model = torch.nn.Linear(2, 1, bias=False)
+    frozen = torch.nn.Parameter(torch.zeros(1), requires_grad=False)
+    model.register_parameter("frozen", frozen)
+    cb = TailAverage(0.5)
+    for step in range(1, 5):
+        with torch.no_grad():
+            model.weight.fill_(float(step))
+            frozen.fill_(float(step))
+        cb.on_step_end(None, SimpleNamespace(global_step=step, max_steps=4), None, model=model)
+    cb.on_train_end(None, SimpleNamespace(global_step=4, max_steps=4), None, model=model)
+    assert model.weight.tolist() == [[3.5, 3.5]] and frozen.item() == 4.0 and cb.steps == 2
+    assert TailAverage(0.01).first_averaged(10) == 10 and TailAverage(1.0).first_averaged(10) == 1
+
+
+def test_tail_average_through_train(tiny_model: Path, alpaca_file: Path, tmp_path: Path) -> None:
+    """The same seeded run with and without --average-tail: the averaged adapter differs, the manifest
+    says how many steps were averaged, and the option cannot be mixed with --val-share."""
+    import torch
+    from safetensors.torch import load_file
+
+    base = dict(model=str(tiny_model), max_steps=4, batch_size=4, max_length=96, lr=5e-3, progress=False)
+    last = train(alpaca_file, tmp_path / "last", TrainConfig(**base))
+    avg = train(alpaca_file, tmp_path / "avg", TrainConfig(**base, average_tail=0.5))
+    assert last.manifest["train"]["averaged_steps"] is None and avg.manifest["train"]["averaged_steps"] == 2
+    a = load_file(tmp_path / "last" / "adapter_model.safetensors")
+    b = load_file(tmp_path / "avg" / "adapter_model.safetensors")
+    assert a.keys() == b.keys() and any(not torch.equal(a[k], b[k]) for k in a)
+    with pytest.raises(ConfigError, match="--average-tail.*--val-share"):
+        TrainConfig(average_tail=0.2, val_share=0.1)
+

@@ -131,7 +131,7 @@ def selector_json(job: SelectJob) -> dict[str, Any]:
 
 
 #: trainee options added after the first version: hashed only when set, so earlier runs stay cached
-_LATER_TRAINEE_OPTIONS = {"val_share": 0.0, "early_stopping": 0}
+_LATER_TRAINEE_OPTIONS = {"val_share": 0.0, "early_stopping": 0, "average_tail": 0.0}
 
 
 def trainee_json(tc: TrainConfig) -> dict[str, Any]:

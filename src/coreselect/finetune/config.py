@@ -64,6 +64,10 @@ class TrainConfig:
              "kept (train to convergence: set --epochs as a ceiling); 0: train on every row, keep the last epoch")
     early_stopping: int = option(
         0, minimum=0, help="with --val-share: stop after this many epochs without a better held-out loss (0: never)")
+    average_tail: float = option(
+        0.0, minimum=0, maximum=1,
+        help="keep the mean of the trainable weights over this last share of the optimiser steps (tail averaging: "
+             "less seed-to-seed noise in the final weights); 0: keep the last step's")
     progress: bool = option(True, yaml=False, help="show a progress bar", off_help="no progress bar")
     trust_remote_code: bool = option(False, help="allow model code from the model folder/hub to run")
 
@@ -78,6 +82,11 @@ class TrainConfig:
             from coreselect.options import OptionError
 
             raise OptionError("early_stopping", "--early-stopping", "needs --val-share (rows to score epochs on)")
+        if self.average_tail and self.val_share:
+            from coreselect.options import OptionError
+
+            raise OptionError("average_tail", "--average-tail", "cannot be combined with --val-share (which keeps "
+                              "the best epoch's weights, not an average)")
 
     def check(self) -> None:
         """Raise :class:`~coreselect.options.OptionError` for out-of-range values (also run when made)."""

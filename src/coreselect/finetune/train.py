@@ -256,7 +256,8 @@ def _build_trainer(model: Any, tok: Any, enc: Encoded, config: TrainConfig, prec
     )
     callbacks = [EarlyStoppingCallback(config.early_stopping)] if val_ds is not None and config.early_stopping else []
     trainer = ResponseOnlySFTTrainer(model=model, args=args, train_dataset=train_ds, eval_dataset=val_ds,
-                                     processing_class=tok, peft_config=peft_config, callbacks=callbacks)
+                                     processing_class=tok, peft_config=peft_config, callbacks=callbacks,
+                                     average_tail=config.average_tail)
     return trainer, lora_info
 
 
@@ -283,6 +284,7 @@ def _manifest(ds: Dataset, spec: Any, config: TrainConfig, precision: str, enc: 
         "train": {"steps": int(trainer.state.global_step), "epochs": round(float(trainer.state.epoch or 0), 4),
                   "tokens": tokens, "response_tokens": int(trainer.response_tokens_seen_),
                   "activation_checkpointing": bool(trainer.args.activation_checkpointing),
+                  "averaged_steps": trainer.tail_average_.steps if trainer.tail_average_ is not None else None,
                   "seconds": round(seconds, 3), "load_seconds": round(load_seconds, 3),
                   "tokens_per_second": round(tokens / seconds, 2) if seconds > 0 else None,
                   "final_loss": round(float(stats.training_loss), 6) if stats is not None else None,
