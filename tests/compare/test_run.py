@@ -215,7 +215,7 @@ def test_compare_task_mixture_preset_shape(tiny_model: Path, tmp_path: Path) -> 
     md = (tmp_path / "run" / "results.md").read_text()
     verdicts = [line for line in md.splitlines() if line.startswith("- **kcenter-last** (n=6)") and "random" in line]
     assert len(verdicts) == 4  # 2 held-out sets x (macro loss, rank accuracy)
-    assert all("95% CI" in v and "seeds" in v for v in verdicts)
+    assert all("95% CI" in v and ("over seeds" in v or "not estimable" in v) for v in verdicts)
     assert "Pre-check vs trained macro loss on seen" in md
     assert "balanced-group (oracle)" in md
 

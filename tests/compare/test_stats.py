@@ -43,3 +43,9 @@ def test_a_win_needs_both_intervals_to_exclude_zero():
     assert verdict("m", "random", boot, 0.5, seed_ci=(-0.3, -0.05)).startswith("m beats random")
     worse = {"delta": 0.1, "ci_low": 0.02, "ci_high": 0.2, "seeds": 3}
     assert verdict("m", "random", worse, 0.5, seed_ci=(0.01, 0.2)).startswith("m loses to random")
+    # seed noise that cannot be estimated confirms nothing: one seed, or per-seed differences all equal
+    nan = float("nan")
+    one = verdict("m", "random", boot, nan, seed_ci=(nan, nan))
+    assert "no difference detectable" in one and "one seed" in one and "no power estimate" in one
+    same = verdict("m", "random", worse, 0.0, seed_ci=(0.1, 0.1))
+    assert "no difference detectable" in same and "not estimable" in same and "no power estimate" in same

@@ -113,21 +113,33 @@ def verdict(name: str, baseline: str, r: dict[str, float], mde: float, metric: s
 
     A win or a loss needs the bootstrap interval ``r`` *and*, when given, the t-interval of the
     per-seed differences ``seed_ci`` to exclude zero on the same side: with few seeds the bootstrap
-    over seeds underestimates training noise, and a gap inside seed noise is not a win.
+    over seeds underestimates training noise, and a gap inside seed noise is not a win. A
+    ``seed_ci`` that is not a proper interval (one seed: NaN; per-seed differences all equal: a
+    point) cannot confirm anything, so the verdict is then "no difference detectable".
+
+    >>> boot = {"delta": -0.1, "ci_low": -0.2, "ci_high": -0.02, "seeds": 2}
+    >>> verdict("m", "random", boot, 0.5, seed_ci=(-0.1, -0.1))
+    'm vs random on loss: no difference detectable, Δ -0.1000 (95% CI -0.2000..-0.0200; per-seed Δ all equal: seed noise not estimable); smallest detectable effect at this power (80%, 2 seeds): 0.5000'
     """
     ci = f"{r['delta']:+.4f} (95% CI {r['ci_low']:+.4f}..{r['ci_high']:+.4f}"
+    confirmable = True
     if seed_ci is not None:
         lo, hi = seed_ci
-        ci += f"; over seeds {lo:+.4f}..{hi:+.4f}" if math.isfinite(lo) else "; one seed"
+        if not (math.isfinite(lo) and math.isfinite(hi)):
+            ci, confirmable = ci + "; one seed", False
+        elif lo == hi:
+            ci, confirmable = ci + "; per-seed Δ all equal: seed noise not estimable", False
+        else:
+            ci += f"; over seeds {lo:+.4f}..{hi:+.4f}"
     ci += ")"
     lows = [r["ci_low"]] + ([seed_ci[0]] if seed_ci else [])
     highs = [r["ci_high"]] + ([seed_ci[1]] if seed_ci else [])
-    if max(highs) < 0:
+    if confirmable and max(highs) < 0:
         return f"{name} beats {baseline} on {metric} by {-r['delta']:.4f}: Δ {ci}"
-    if min(lows) > 0:
+    if confirmable and min(lows) > 0:
         return f"{name} loses to {baseline} on {metric} by {r['delta']:.4f}: Δ {ci}"
     tail = f"; smallest detectable effect at this power (80%, {r['seeds']} seeds): {mde:.4f}" \
-        if math.isfinite(mde) else "; one seed: no power estimate"
+        if math.isfinite(mde) and mde > 0 else "; no power estimate"
     return f"{name} vs {baseline} on {metric}: no difference detectable, Δ {ci}{tail}"
 
 

@@ -86,7 +86,7 @@ def paired_lines(groups: dict[tuple[str, str], list[dict[str, Any]]], name: str,
                 per_seed = [macro_mean(d, labels) for d in D]
                 sd = seed_sd(per_seed)
                 mde = detectable_effect(sd, len(seeds))
-                need = seeds_needed(sd, GAP) if len(seeds) > 1 else None
+                need = seeds_needed(sd, GAP) if len(seeds) > 1 and sd > 0 else None
                 _, lo, hi = mean_ci(per_seed)
                 line = verdict(f"**{label}** ({budget})", ref, r, mde, metric, seed_ci=(lo, hi))
                 if need is not None:
