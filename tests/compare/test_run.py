@@ -6,6 +6,7 @@ import csv
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from coreselect.cli.main import main
@@ -259,3 +260,26 @@ def test_evidence_presets_are_valid(name: str) -> None:
     assert any(a.method == "random" for a in arms)
     if cfg.build is not None:
         assert cfg.pool.path == "build:pool" and cfg.labels
+
+
+def test_references_choose_what_every_arm_is_paired_against(tmp_path: Path) -> None:
+    """`references:` adds the default method as a reference (does another method beat it?); the
+    default references are random and longest; a bad value is a one-line error."""
+    from coreselect.compare.report import results_markdown
+
+    base = {"pool": "p.jsonl", "eval": ["e.jsonl"]}
+    assert parse_config(base, tmp_path).references == ["random", "longest"]
+    cfg = parse_config({**base, "references": ["random", "facility-location"]}, tmp_path)
+    assert cfg.references == ["random", "facility-location"]
+    with pytest.raises(ConfigError, match="references: expected a list of arm labels"):
+        parse_config({**base, "references": [""]}, tmp_path)
+    rng = np.random.default_rng(0)
+    rows = [{"arm": f"{m}-s{s}", "method": m, "label": m, "budget": 0.1, "seed": s, "n_train": 10,
+             "train_tokens": 100, "train_seconds": 1.0, "loss:held": 1.0 + shift,
+             "_per_example:held": list(1.0 + shift + rng.normal(0, 0.01, 50))}
+            for s in range(3) for m, shift in [("random", 0.0), ("facility-location", 0.0), ("fl-last", -0.3)]]
+    plain = results_markdown(rows, ["held"])
+    paired = results_markdown(rows, ["held"], references=cfg.references)
+    assert "vs facility-location" not in plain and "beats facility-location" not in plain
+    assert "**fl-last** (10%) beats facility-location on per-example loss by 0.29" in paired
+    assert "**facility-location** (10%) vs facility-location" not in paired  # never against itself

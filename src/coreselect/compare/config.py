@@ -98,6 +98,9 @@ class ExperimentConfig:
     #: extra random arms at these budgets (a learning curve): each method then gets the random
     #: pick size that matches its loss ("random-equivalent size")
     random_curve: list[float | int] = field(default_factory=list)
+    #: arm labels every other arm is paired against in the verdicts (e.g. the default method, to
+    #: ask whether another should replace it); a label that did not run is skipped
+    references: list[str] = field(default_factory=lambda: ["random", "longest"])
 
     def selector_for(self, method: MethodSpec) -> SelectJob:
         """The select job of ``method``'s arms: the shared ``selector:`` with its overrides."""
@@ -257,7 +260,7 @@ def parse_config(raw: Any, base: Path, source: str = "") -> ExperimentConfig:
     """Validate a loaded YAML mapping; ``base`` is the folder relative paths start from."""
     d = as_mapping(source or "config", raw)
     known = ["pool", "eval", "selector", "trainee", "methods", "budgets", "seeds", "baselines", "evaluation",
-             "build", "labels", "random_curve"]
+             "build", "labels", "random_curve", "references"]
     check_keys(source or "config", d, known)
     if "pool" not in d:
         raise ConfigError(f"{source}: 'pool' is required")
@@ -284,10 +287,15 @@ def parse_config(raw: Any, base: Path, source: str = "") -> ExperimentConfig:
     if not all(isinstance(c, str) and c for c in labels):
         raise ConfigError(f"labels: expected a list of label column names, got {d.get('labels')!r}")
     evaluation = from_mapping(EvalConfig, d.get("evaluation"), "evaluation")
+    references = d.get("references", ["random", "longest"])
+    references = references if isinstance(references, list) else [references]
+    if not references or not all(isinstance(c, str) and c for c in references):
+        raise ConfigError(f"references: expected a list of arm labels (random, longest, a method's name or label), "
+                          f"got {d.get('references')!r}")
     if not methods and not baselines:
         raise ConfigError("nothing to compare: no methods and no baselines")
     return ExperimentConfig(pool, evals, selector, trainee, methods, budgets, seeds, list(baselines),
-                            evaluation, source, build, list(labels), curve)
+                            evaluation, source, build, list(labels), curve, list(references))
 
 
 def load_config(path: str | Path) -> ExperimentConfig:

@@ -59,9 +59,11 @@ def results_csv(rows: Sequence[dict[str, Any]], eval_names: Sequence[str]) -> st
     return buf.getvalue()
 
 
-def results_markdown(rows: Sequence[dict[str, Any]], eval_names: Sequence[str]) -> str:
-    """A markdown table: one row per arm, eval loss and perplexity per held-out set."""
-    from coreselect.compare.summary import summary_markdown
+def results_markdown(rows: Sequence[dict[str, Any]], eval_names: Sequence[str],
+                     references: Sequence[str] | None = None) -> str:
+    """A markdown table: one row per arm, eval loss and perplexity per held-out set; then the
+    summary (means with intervals, the paired verdicts against ``references``)."""
+    from coreselect.compare.summary import REFERENCES, summary_markdown
 
     head = ["arm", "method", "budget", "seed", "n_train", "train tokens", "train seconds", "train/forward tok/s"]
     evals = _eval_columns(rows, eval_names)
@@ -82,7 +84,7 @@ def results_markdown(rows: Sequence[dict[str, Any]], eval_names: Sequence[str]) 
             "labels the pick holds / the share of picked records with a non-empty label, random's expectation "
             "in brackets. train/forward tok/s: training tokens per second against the trainee's inference "
             "tokens per second on the held-out set. `base` is the trainee model before fine-tuning.\n")
-    return "\n".join(lines) + "\n" + note + summary_markdown(rows, eval_names)
+    return "\n".join(lines) + "\n" + note + summary_markdown(rows, eval_names, references=references or REFERENCES)
 
 
 def _cost(r: dict[str, Any], eval_names: Sequence[str]) -> str:
@@ -150,10 +152,11 @@ def plot_results(rows: Sequence[dict[str, Any]], eval_name: str, path: Path) -> 
     atomic_write_bytes(path, buf.getvalue())
 
 
-def write_reports(rows: Sequence[dict[str, Any]], root: Path, eval_names: Sequence[str]) -> None:
+def write_reports(rows: Sequence[dict[str, Any]], root: Path, eval_names: Sequence[str],
+                  references: Sequence[str] | None = None) -> None:
     """Write ``results.csv``, ``results.md`` and ``results.png`` (first held-out set) under ``root``."""
     atomic_write_bytes(root / "results.csv", results_csv(rows, eval_names).encode())
-    atomic_write_bytes(root / "results.md", results_markdown(rows, eval_names).encode())
+    atomic_write_bytes(root / "results.md", results_markdown(rows, eval_names, references).encode())
     if eval_names:
         plot_results(rows, eval_names[0], root / "results.png")
 

@@ -122,6 +122,7 @@ def run_experiment(cfg: ExperimentConfig, out_dir: str | Path, *, progress: bool
         "trainee": trainee_json(cfg.trainee),
         "methods": [asdict(m) for m in cfg.methods], "budgets": cfg.budgets, "seeds": cfg.seeds,
         "baselines": cfg.baselines, "labels": cfg.labels, "random_curve": cfg.random_curve,
+        "references": cfg.references,
         "evaluation": asdict(cfg.evaluation)})
     arms = plan_arms(cfg)
     log.info("compare: %d arms (%s), pool %d records, eval %s", len(arms), ", ".join(a.name for a in arms),
@@ -138,7 +139,7 @@ def run_experiment(cfg: ExperimentConfig, out_dir: str | Path, *, progress: bool
             upstream = tr["stage_key"]
         ev = eval_stage(cfg, arm, upstream, evals, root, progress)
         rows.append(_row(arm, sel, tr, ev))
-        write_reports(rows, root, [e.name for e in cfg.eval])  # partial results after every arm
+        write_reports(rows, root, [e.name for e in cfg.eval], cfg.references)  # partial results after every arm
     return rows
 
 

@@ -28,7 +28,8 @@ from coreselect.compare.stats import (
     verdict,
 )
 
-#: the paired baselines, in the order their verdicts are written
+#: the arms every other arm is paired against when a config names none (``references:``), in the
+#: order their verdicts are written; a reference that did not run is skipped
 REFERENCES = ("random", "longest")
 #: a gap worth detecting, in loss units (the issue's yardstick for the power estimate)
 GAP = 0.02
@@ -62,9 +63,10 @@ def _paired_matrix(a: list[dict[str, Any]], b: list[dict[str, Any]], key: str, s
     return D, [int(x["seed"]) for x, _ in pairs], ([labels[e] for e in keep] if labels else None)
 
 
-def paired_lines(groups: dict[tuple[str, str], list[dict[str, Any]]], name: str, *, n_boot: int = 2000
-                 ) -> list[str]:
-    """The verdict of every method against each reference at its budget, on held-out set ``name``."""
+def paired_lines(groups: dict[tuple[str, str], list[dict[str, Any]]], name: str, *, n_boot: int = 2000,
+                 references: Sequence[str] = REFERENCES) -> list[str]:
+    """The verdict of every method against each of ``references`` (arm labels) at its budget, on
+    held-out set ``name``."""
     lines: list[str] = []
     grouped = any(f"macro:{name}" in r for g in groups.values() for r in g)
     what = "macro loss over groups" if grouped else "per-example loss"
@@ -74,7 +76,7 @@ def paired_lines(groups: dict[tuple[str, str], list[dict[str, Any]]], name: str,
     for (label, budget), rows in groups.items():
         if label in ("base", "full") or budget == "":
             continue
-        for ref in REFERENCES:
+        for ref in references:
             if ref == label or (ref, budget) not in groups:
                 continue
             for key, sign, metric in specs:
@@ -95,7 +97,8 @@ def paired_lines(groups: dict[tuple[str, str], list[dict[str, Any]]], name: str,
     return lines
 
 
-def summary_markdown(rows: Sequence[dict[str, Any]], eval_names: Sequence[str], *, n_boot: int = 2000) -> str:
+def summary_markdown(rows: Sequence[dict[str, Any]], eval_names: Sequence[str], *, n_boot: int = 2000,
+                     references: Sequence[str] = REFERENCES) -> str:
     """Means with 95% intervals per label x budget, the paired verdicts, and the pre-check's fit."""
     groups = arm_groups(rows)
     if not groups or not eval_names:
@@ -112,7 +115,7 @@ def summary_markdown(rows: Sequence[dict[str, Any]], eval_names: Sequence[str], 
                 v = [float(r[f"{m}:{name}"]) for r in g if r.get(f"{m}:{name}") not in (None, "")]
                 cells.append(_ci_cell(v))
             out.append("| " + " | ".join(cells) + " |")
-        lines = paired_lines(groups, name, n_boot=n_boot)
+        lines = paired_lines(groups, name, n_boot=n_boot, references=references)
         if lines:
             out += ["", f"Paired against the references on {name} (same seeds, same held-out examples; Δ = method − "
                         "reference, lower is better; 95% CI of a bootstrap over seeds and examples, and the "
