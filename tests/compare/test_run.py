@@ -72,6 +72,22 @@ def test_compare_runs_writes_results_and_resumes(tiny_model: Path, records, tmp_
     assert sum("(cached)" in r.getMessage() for r in caplog.records) == 5
     assert (out / "arms" / "full-s0" / "eval.json").is_file()
 
+    # --report-only: a config with a second seed reports the finished arms and runs nothing.
+    more = _config(tmp_path, tiny_model, records, seeds=[0, 1])
+    config_before = (out / "config.json").read_text()
+    capsys.readouterr()
+    caplog.clear()
+    with caplog.at_level("INFO", logger="coreselect.compare"):
+        assert main(["compare", str(more), "-o", str(out), "--report-only"]) == 0
+    assert "2 arms (2 of the config's arms finished)" in capsys.readouterr().out
+    assert not (out / "arms" / "random-20pct-s1").exists() and not (out / "arms" / "full-s1").exists()
+    assert any("2 of 4 arms not finished" in r.getMessage() and "full-s1" in r.getMessage() for r in caplog.records)
+    assert [r["arm"] for r in csv.DictReader((out / "results.csv").open())] == ["random-20pct-s0", "full-s0"]
+    assert (out / "config.json").read_text() == config_before  # the config of record is the one that ran
+    assert main(["compare", str(more), "-o", str(tmp_path / "empty"), "--report-only"]) == 2
+    err = capsys.readouterr().err
+    assert "no arm of this config has finished yet" in err and len(err.strip().splitlines()) == 1
+
 
 def test_overlapping_eval_set_is_rejected(tiny_model: Path, records, tmp_path: Path,
                                           capsys: pytest.CaptureFixture[str]) -> None:

@@ -8,6 +8,7 @@ HELP = "prove a selection: fine-tune on core sets, random subsets and the full p
 EPILOG = """examples:
   coreselect compare examples/cpu_small.yaml -o runs/cpu_small
   coreselect compare my.yaml -o runs/my      # rerun the same command to resume after a stop
+  coreselect compare my.yaml -o runs/my --report-only   # results of the arms finished so far; runs nothing
 
 Every stage of every arm is cached under DIR; a rerun continues where it stopped. Writes
 DIR/results.csv, DIR/results.md and DIR/results.png. See docs/training.md for the YAML keys.
@@ -20,6 +21,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("config", help="experiment YAML (see examples/cpu_small.yaml)")
     p.add_argument("-o", "--output", default=None, help="output folder (default: runs/<config name>)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--report-only", action="store_true",
+                   help="write the results of the arms already finished under DIR (with this config's references "
+                        "and labels); select, train and evaluate nothing")
     p.set_defaults(run=run)
 
 
@@ -31,7 +35,8 @@ def run(args: argparse.Namespace) -> int:
 
     cfg = load_config(args.config)
     out = Path(args.output) if args.output else Path("runs") / Path(args.config).stem
-    rows = run_experiment(cfg, out, progress=not args.no_progress)
+    rows = run_experiment(cfg, out, progress=not args.no_progress, report_only=args.report_only)
     print((out / "results.md").read_text(), end="")
-    print(f"{len(rows)} arms; results: {out / 'results.csv'}, {out / 'results.md'}, {out / 'results.png'}")
+    left = f" ({len(rows)} of the config's arms finished)" if args.report_only else ""
+    print(f"{len(rows)} arms{left}; results: {out / 'results.csv'}, {out / 'results.md'}, {out / 'results.png'}")
     return 0

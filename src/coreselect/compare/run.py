@@ -33,6 +33,7 @@ from typing import Any
 from coreselect.compare.config import BUILD_PREFIX, DataSlice, ExperimentConfig, selector_json, trainee_json
 from coreselect.compare.stages import (
     Arm,
+    NotRun,
     check_disjoint,
     eval_stage,
     materialise,
@@ -43,6 +44,7 @@ from coreselect.compare.stages import (
     train_stage,
     write_json,
 )
+from coreselect.errors import ConfigError
 from coreselect.output import check_not_input, check_not_inside
 
 log = logging.getLogger(__name__)
@@ -104,8 +106,12 @@ def _build(cfg: ExperimentConfig, root: Path) -> Path:
     return out
 
 
-def run_experiment(cfg: ExperimentConfig, out_dir: str | Path, *, progress: bool = True) -> list[dict[str, Any]]:
-    """Run (or resume) every arm of ``cfg`` under ``out_dir``; write and return the results rows."""
+def run_experiment(cfg: ExperimentConfig, out_dir: str | Path, *, progress: bool = True,
+                   report_only: bool = False) -> list[dict[str, Any]]:
+    """Run (or resume) every arm of ``cfg`` under ``out_dir``; write and return the results rows.
+
+    ``report_only``: run nothing; the results of the arms whose every stage has finished (under
+    this config's stage keys), the others left out."""
     from coreselect.compare.report import write_reports
 
     root = Path(out_dir)
@@ -116,6 +122,41 @@ def run_experiment(cfg: ExperimentConfig, out_dir: str | Path, *, progress: bool
     evals = {e.name: materialise(_resolve(e, build_dir), root / "data" / f"eval-{_safe(e.name)}.jsonl")
              for e in cfg.eval}
     check_disjoint(pool, evals)
+    if not report_only:  # the config of record stays the one that ran
+        _write_config(cfg, root)
+    arms = plan_arms(cfg)
+    log.info("compare: %d arms (%s), pool %d records, eval %s", len(arms), ", ".join(a.name for a in arms),
+             len(pool), ", ".join(f"{n} ({len(d)})" for n, d in evals.items()))
+    rows = []
+    left_out = []
+    for i, arm in enumerate(arms, 1):
+        log.info("arm %d/%d: %s", i, len(arms), arm.name)
+        sel = tr = None
+        try:
+            if arm.method == "base":
+                upstream = stage_key("base", cfg.trainee.model)
+            else:
+                sel = select_stage(cfg, arm, pool, root, progress, report_only)
+                tr = train_stage(cfg, arm, sel["stage_key"], root, progress, report_only)
+                upstream = tr["stage_key"]
+            ev = eval_stage(cfg, arm, upstream, evals, root, progress, report_only)
+        except NotRun:
+            left_out.append(arm.name)
+            continue
+        rows.append(_row(arm, sel, tr, ev))
+        if not report_only:
+            write_reports(rows, root, [e.name for e in cfg.eval], cfg.references)  # partial results after every arm
+    if report_only:
+        if not rows:
+            raise ConfigError(f"{root}: no arm of this config has finished yet (run it without --report-only)")
+        if left_out:
+            log.warning("%d of %d arms not finished, left out of the report: %s", len(left_out), len(arms),
+                        ", ".join(left_out))
+        write_reports(rows, root, [e.name for e in cfg.eval], cfg.references)
+    return rows
+
+
+def _write_config(cfg: ExperimentConfig, root: Path) -> None:
     write_json(root / "config.json", {
         "source": cfg.source, "build": asdict(cfg.build) if cfg.build else None, "pool": asdict(cfg.pool),
         "eval": [asdict(e) for e in cfg.eval], "selector": selector_json(cfg.selector),
@@ -124,23 +165,6 @@ def run_experiment(cfg: ExperimentConfig, out_dir: str | Path, *, progress: bool
         "baselines": cfg.baselines, "labels": cfg.labels, "random_curve": cfg.random_curve,
         "references": cfg.references,
         "evaluation": asdict(cfg.evaluation)})
-    arms = plan_arms(cfg)
-    log.info("compare: %d arms (%s), pool %d records, eval %s", len(arms), ", ".join(a.name for a in arms),
-             len(pool), ", ".join(f"{n} ({len(d)})" for n, d in evals.items()))
-    rows = []
-    for i, arm in enumerate(arms, 1):
-        log.info("arm %d/%d: %s", i, len(arms), arm.name)
-        sel = tr = None
-        if arm.method == "base":
-            upstream = stage_key("base", cfg.trainee.model)
-        else:
-            sel = select_stage(cfg, arm, pool, root, progress)
-            tr = train_stage(cfg, arm, sel["stage_key"], root, progress)
-            upstream = tr["stage_key"]
-        ev = eval_stage(cfg, arm, upstream, evals, root, progress)
-        rows.append(_row(arm, sel, tr, ev))
-        write_reports(rows, root, [e.name for e in cfg.eval], cfg.references)  # partial results after every arm
-    return rows
 
 
 def _check_inputs_outside(cfg: ExperimentConfig, root: Path) -> None:

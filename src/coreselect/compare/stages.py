@@ -52,6 +52,10 @@ class Arm:
     oracle_column: str = ""
 
 
+class NotRun(Exception):
+    """A stage without a finished result, met under ``report_only`` (nothing is run then)."""
+
+
 def stage_key(*parts: Any) -> str:
     blob = json.dumps(parts, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:20]
@@ -162,7 +166,8 @@ def _log_comb(n: int, k: int) -> float:
     return math.lgamma(n + 1) - math.lgamma(k + 1) - math.lgamma(n - k + 1)
 
 
-def select_stage(cfg: ExperimentConfig, arm: Arm, pool: Dataset, root: Path, progress: bool) -> dict[str, Any]:
+def select_stage(cfg: ExperimentConfig, arm: Arm, pool: Dataset, root: Path, progress: bool,
+                 report_only: bool = False) -> dict[str, Any]:
     from coreselect.pipeline import run_select
 
     job = cfg.selector_for(arm.spec) if arm.spec else cfg.selector
@@ -175,6 +180,8 @@ def select_stage(cfg: ExperimentConfig, arm: Arm, pool: Dataset, root: Path, pro
     out = arm_dir / "train.jsonl"
     m = cached(marker, key)
     fresh = m is None or not out.is_file()
+    if fresh and report_only:
+        raise NotRun(arm.name)
     if fresh:
         t = time.perf_counter()
         if arm.method == "full":
@@ -204,7 +211,8 @@ def select_stage(cfg: ExperimentConfig, arm: Arm, pool: Dataset, root: Path, pro
     return m
 
 
-def train_stage(cfg: ExperimentConfig, arm: Arm, select_key: str, root: Path, progress: bool) -> dict[str, Any]:
+def train_stage(cfg: ExperimentConfig, arm: Arm, select_key: str, root: Path, progress: bool,
+                report_only: bool = False) -> dict[str, Any]:
     from coreselect.finetune.train import MANIFEST, resolve_precision, train
 
     tc = cfg.trainee
@@ -216,6 +224,8 @@ def train_stage(cfg: ExperimentConfig, arm: Arm, select_key: str, root: Path, pr
     if (m := cached(marker, key)) is not None and (arm_dir / "model" / MANIFEST).is_file():
         log.info("[%s] train: done (cached)", arm.name)
         return m
+    if report_only:
+        raise NotRun(arm.name)
     log.info("[%s] train: %s on %s", arm.name, tc.model, arm_dir / "train.jsonl")
     config = replace(tc, seed=arm.seed, progress=progress)
     res = train(arm_dir / "train.jsonl", arm_dir / "model", config, overwrite=True)
@@ -228,7 +238,7 @@ def train_stage(cfg: ExperimentConfig, arm: Arm, select_key: str, root: Path, pr
 
 
 def eval_stage(cfg: ExperimentConfig, arm: Arm, upstream_key: str, evals: dict[str, Dataset], root: Path,
-               progress: bool) -> dict[str, Any]:
+               progress: bool, report_only: bool = False) -> dict[str, Any]:
     from coreselect.finetune.evaluate import load_for_eval, run_lm_eval, score_dataset
     from coreselect.finetune.grouped import group_labels
 
@@ -246,6 +256,8 @@ def eval_stage(cfg: ExperimentConfig, arm: Arm, upstream_key: str, evals: dict[s
     if (m := cached(marker, key)) is not None:
         log.info("[%s] evaluate: done (cached)", arm.name)
         return m
+    if report_only:
+        raise NotRun(arm.name)
     model_ref = cfg.trainee.model if arm.method == "base" else str(arm_dir / "model")
     log.info("[%s] evaluate %s on %s", arm.name, model_ref or "the default model", ", ".join(evals))
     t = time.perf_counter()
@@ -279,5 +291,5 @@ def task_metrics(result: dict[str, Any]) -> dict[str, float]:
     return out
 
 
-__all__ = ["Arm", "balanced_pick", "check_disjoint", "eval_stage", "materialise", "precheck", "select_stage",
+__all__ = ["Arm", "NotRun", "balanced_pick", "check_disjoint", "eval_stage", "materialise", "precheck", "select_stage",
            "stage_key", "task_metrics", "text_hash", "train_stage"]
