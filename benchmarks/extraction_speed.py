@@ -16,12 +16,14 @@ runs ``extract_features`` on growing pools, one subprocess per size, and reports
 
     python benchmarks/extraction_speed.py                   # 256 records, 3 rounds
     python benchmarks/extraction_speed.py --levers --n 192
+    python benchmarks/extraction_speed.py --prompt-span --n 300   # --span prompt: prompt-only forward
     python benchmarks/extraction_speed.py --rss 1000,2000,4000
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import resource
@@ -279,6 +281,42 @@ def levers(args, data: Path) -> None:
            {"kept (default)": run(ext), "drop_default_system=True": run(drop)}, "kept (default)")
 
 
+def prompt_span(args, data: Path) -> None:
+    """``--span prompt`` feeds the prompt only: against the whole example, and against the default."""
+    from unittest import mock
+
+    from coreselect.data import load_dataset
+    from coreselect.features.activations import ActivationExtractor
+    from coreselect.features.config import FeatureConfig
+    from coreselect.features.extract import SHARD_ROWS, extract_shard
+
+    _, model, tok = load()
+    ex = load_dataset(data).examples
+
+    def run(cfg: FeatureConfig, whole: bool = False) -> Callable[[], None]:
+        ext = ActivationExtractor(model, tok, cfg)
+
+        def f() -> None:
+            fed: list[int] = []
+            with mock.patch("coreselect.features.extract.prompt_part", side_effect=lambda r: r) if whole \
+                    else contextlib.nullcontext():
+                for s in range(0, len(ex), SHARD_ROWS):
+                    extract_shard(ext, ex[s : s + SHARD_ROWS], on_batch=lambda rows, tokens: fed.append(tokens))
+            f.tokens = sum(fed)
+        return f
+
+    last = FeatureConfig(pooling="last", span="prompt")
+    cases = {"mean over all (the default before 2026-11-29)": run(FeatureConfig(pooling="mean", span="all")),
+             "last prompt token, whole example fed": run(last, whole=True),
+             "last prompt token, prompt only fed": run(last)}
+    secs = interleave(cases, args.rounds)
+    base = "last prompt token, whole example fed"
+    print(f"\n--span prompt, {len(ex)} records\n| variant | wall s (median of {args.rounds}) | tokens fed "
+          f"| speed vs {base} |\n|---|---|---|---|")
+    for k, sec in secs.items():
+        print(f"| {k} | {sec:.1f} | {cases[k].tokens:,} | {secs[base] / sec:.2f}x |", flush=True)
+
+
 def rss_child(n: int, data: Path) -> None:
     import psutil
 
@@ -316,6 +354,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--stride", type=int, default=4, help="one-at-a-time loop runs every STRIDE-th record")
     ap.add_argument("--levers", action="store_true", help="measure each speed lever against the default")
+    ap.add_argument("--prompt-span", action="store_true", help="--span prompt: prompt-only forward vs whole example")
     ap.add_argument("--rss", default=None, help="comma-separated pool sizes: peak RSS per size")
     ap.add_argument("--rss-child", type=int, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -331,7 +370,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     with tempfile.TemporaryDirectory() as tmp:
         part = head_records(args.data, args.n, Path(tmp) / "part.jsonl")
-        (levers if args.levers else main_table)(args, part)
+        (levers if args.levers else prompt_span if args.prompt_span else main_table)(args, part)
     print(f"load average {os.getloadavg()[0]:.1f}")
     return 0
 

@@ -119,3 +119,19 @@ def test_length_batches_bound_padding_waste():
     for b in batches:
         width = max(lengths[i] for i in b)
         assert sum(width - lengths[i] for i in b) <= 0.1 * width * len(b)
+
+
+@pytest.mark.parametrize("pooling", ["mean", "last"])
+def test_prompt_span_features_need_no_response_tokens(tiny_model, tokenizer, pooling):
+    """--span prompt feeds the prompt only (a causal LM's prompt states ignore what follows): the
+    features equal those of a forward over the whole example, on fewer tokens."""
+    from coreselect.features.extract import extract_shard
+
+    cfg = FeatureConfig(layers=(1, 3), pooling=pooling, span="prompt", with_hidden=True)
+    ext = ActivationExtractor(tiny_model, tokenizer, cfg)
+    fed = []
+    got = extract_shard(ext, EXAMPLES, on_batch=lambda rows, tokens: fed.append(tokens))
+    full = ext.extract_batch(render_batch(EXAMPLES, tokenizer, 512))
+    for k in full:
+        np.testing.assert_allclose(got[k], full[k], rtol=1e-4, atol=1e-5)
+    assert sum(fed) == int(got["n_tokens"].sum() - got["response_tokens"].sum())

@@ -122,16 +122,17 @@ def extract_shard(
             out[name][rows] = a
         done[rows] = True
         if on_batch is not None:
-            on_batch(len(rows), sum(len(rendered[i].ids) for i in rows))
+            on_batch(len(rows), sum(len(fed[i].ids) for i in rows))
 
     if resume is not None and len(resume[0]):
         keep(resume[0].tolist(), resume[1])
     todo = np.flatnonzero(~done).tolist()
+    fed = [prompt_part(r) for r in rendered] if cfg.span == "prompt" and not cfg.scores else rendered
     last = time.perf_counter()
     try:
-        for b in batches([len(rendered[i].ids) for i in todo]):
+        for b in batches([len(fed[i].ids) for i in todo]):
             batch = [todo[j] for j in b]
-            keep(batch, extractor.extract_batch([rendered[i] for i in batch]))
+            keep(batch, extractor.extract_batch([fed[i] for i in batch]))
             if checkpoint is not None and time.perf_counter() - last >= checkpoint_seconds and not done.all():
                 checkpoint(np.flatnonzero(done), {k: v[done] for k, v in out.items()})
                 last = time.perf_counter()
@@ -148,6 +149,21 @@ def extract_shard(
     out["response_tokens"] = np.array([max(0, len(r.ids) - r.response_start) for r in rendered])
     out["truncated"] = np.array([r.truncated for r in rendered], dtype=np.int32)
     return out
+
+
+def prompt_part(r: Rendered) -> Rendered:
+    """``r`` without its response tokens: all that ``--span prompt`` features need, since a causal
+    LM's states at the prompt's positions do not depend on later tokens (the forward then costs the
+    prompt's tokens only). A row whose prompt span is empty keeps every token (it pools them all).
+
+    >>> prompt_part(Rendered([1, 2, 3, 4, 5], 1, 3, False)).ids
+    [1, 2, 3]
+    >>> prompt_part(Rendered([1, 2, 3], 2, 2, False)).ids
+    [1, 2, 3]
+    """
+    if r.response_start <= r.content_start or r.response_start >= len(r.ids):
+        return r
+    return Rendered(r.ids[: r.response_start], r.content_start, r.response_start, r.truncated)
 
 
 ShardFn = Callable[[Sequence[Example]], dict[str, np.ndarray]]
