@@ -134,11 +134,14 @@ def test_yaml_values_are_checked_in_one_line() -> None:
 
 
 def test_feature_store_keys_are_unchanged() -> None:
-    """``FeatureConfig.to_json`` is hashed into store keys: existing caches must stay valid."""
+    """``FeatureConfig.to_json`` is hashed into store keys: existing caches must stay valid (the
+    stores of the first default, mean over all tokens, included)."""
     from coreselect.features.config import FeatureConfig
 
-    assert FeatureConfig().to_json() == {"kind": "activations", "layers": [15], "pooling": "mean", "span": "all",
-                                         "max_length": 512, "with_hidden": False}
+    mean_all = {"kind": "activations", "layers": [15], "pooling": "mean", "span": "all", "max_length": 512,
+                "with_hidden": False}
+    assert FeatureConfig(pooling="mean", span="all").to_json() == mean_all
+    assert FeatureConfig().to_json() == {**mean_all, "pooling": "last", "span": "prompt"}
     assert FeatureConfig(kind="hidden", layers=(-1,)).to_json()["layers"] == [-1]
     assert FeatureConfig(drop_default_system=True).to_json()["drop_default_system"] is True
 

@@ -134,7 +134,7 @@ def test_select_reuses_the_store_extract_wrote(extracted, tmp_path, caplog):
 
 @pytest.mark.parametrize("extra,pattern", [
     (["--layers", "1"], r"feats: holds other feature options \(layers: stored \[-1\], now \[1\]\)"),
-    (["--pooling", "max"], r"feats: holds other feature options \(pooling: stored \"mean\", now \"max\"\)"),
+    (["--pooling", "max"], r"feats: holds other feature options \(pooling: stored \"last\", now \"max\"\)"),
 ])
 def test_select_on_a_store_of_other_options_says_which_differ(extracted, extra, pattern, tmp_path, capsys):
     before = _mtimes(extracted["feats"])

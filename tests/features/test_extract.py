@@ -54,7 +54,8 @@ def test_left_and_right_padding_give_the_same_features(tiny_model, tokenizer):
 
 
 def test_hidden_state_of_last_layer_is_hf_last_hidden_state(tiny_model, tokenizer):
-    ext = ActivationExtractor(tiny_model, tokenizer, FeatureConfig(kind="hidden", layers=(-1,), span="all"))
+    ext = ActivationExtractor(tiny_model, tokenizer, FeatureConfig(kind="hidden", layers=(-1,), pooling="mean",
+                                                                   span="all"))
     r = render_batch(EXAMPLES[:1], tokenizer, 512)[0]
     got = ext.extract_batch([r])["hidden.3"][0]
     with torch.no_grad():
@@ -97,7 +98,8 @@ def test_drop_default_system_leaves_out_only_the_template_default(tiny_model, to
     prefix = default_system_prefix(tokenizer)
     assert tokenizer.decode(prefix).startswith("<|im_start|>system\nYou are a helpful")
     assert tokenizer.decode(prefix).endswith("<|im_end|>\n")
-    ext = ActivationExtractor(tiny_model, tokenizer, FeatureConfig(layers=(1,), drop_default_system=True))
+    ext = ActivationExtractor(tiny_model, tokenizer, FeatureConfig(layers=(1,), drop_default_system=True,
+                                                                   pooling="mean", span="all"))
     got = extract_shard(ext, EXAMPLES)
     full = render_batch(EXAMPLES, tokenizer, 512)
     n = len(prefix)

@@ -51,8 +51,12 @@ class FeatureConfig:
     layers: tuple[int, ...] | None = option(
         None, metavar="L[,L...]", default_text="15 for activations, -1 (the last) for hidden and text",
         help="0-based decoder layers, comma-separated, negative from the end")
-    pooling: Pooling = option("mean", help="how to pool over tokens")
-    span: Span = option("all", help="which tokens to pool over (all = prompt and response)")
+    # The defaults are the evidence's (docs/methods.md, "The evidence table"): the state at the last
+    # prompt token, where the model has read the instruction and is about to answer, covered the
+    # tasks and templates of multi-task pools best; it needs no response tokens (half the forward
+    # on Alpaca). MADS-style pooling over the whole pair: --pooling mean --span all.
+    pooling: Pooling = option("last", help="how to pool over tokens (last: the span's last token)")
+    span: Span = option("prompt", help="which tokens to pool over (all = prompt and response)")
     max_length: int = option(512, minimum=8, help="truncate examples to this many tokens")
     with_hidden: bool = option(False, help="also store the hidden states of the same layers next to the activations")
     drop_default_system: bool = option(
@@ -88,7 +92,7 @@ class FeatureConfig:
         ``scores`` sorted, so their order does not matter.
 
         >>> FeatureConfig().to_json()
-        {'kind': 'activations', 'layers': [15], 'pooling': 'mean', 'span': 'all', 'max_length': 512, 'with_hidden': False}
+        {'kind': 'activations', 'layers': [15], 'pooling': 'last', 'span': 'prompt', 'max_length': 512, 'with_hidden': False}
         """
         d = asdict(self)
         d["layers"] = list(self.layers)
