@@ -108,6 +108,8 @@ def extract_shard(
     cfg = extractor.config
     prefix = default_system_prefix(extractor.tokenizer) if cfg.drop_default_system else []
     rendered = render_examples(examples, extractor.tokenizer, cfg.max_length, prefix)
+    # what the forward needs: prompt-span features ignore the response (see prompt_part)
+    fed = [prompt_part(r) for r in rendered] if cfg.span == "prompt" and not cfg.scores else rendered
     n = len(rendered)
     out: dict[str, np.ndarray] = {}
     done = np.zeros(n, dtype=bool)
@@ -127,7 +129,6 @@ def extract_shard(
     if resume is not None and len(resume[0]):
         keep(resume[0].tolist(), resume[1])
     todo = np.flatnonzero(~done).tolist()
-    fed = [prompt_part(r) for r in rendered] if cfg.span == "prompt" and not cfg.scores else rendered
     last = time.perf_counter()
     try:
         for b in batches([len(fed[i].ids) for i in todo]):
