@@ -299,3 +299,5 @@ def test_references_choose_what_every_arm_is_paired_against(tmp_path: Path) -> N
     assert "vs facility-location" not in plain and "beats facility-location" not in plain
     assert "**fl-last** (10%) beats facility-location on per-example loss by 0.29" in paired
     assert "**facility-location** (10%) vs facility-location" not in paired  # never against itself
+    assert "**random** (10%) vs facility-location" not in paired  # two references: written once
+    assert "**facility-location** (10%) vs random" in paired

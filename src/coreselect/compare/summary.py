@@ -79,6 +79,8 @@ def paired_lines(groups: dict[tuple[str, str], list[dict[str, Any]]], name: str,
         for ref in references:
             if ref == label or (ref, budget) not in groups:
                 continue
+            if label in references and references.index(label) < references.index(ref):
+                continue  # two references: their pair is written once, under the later one
             for key, sign, metric in specs:
                 got = _paired_matrix(rows, groups[(ref, budget)], key, sign)
                 if got is None:
