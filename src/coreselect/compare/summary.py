@@ -159,7 +159,8 @@ def precheck_fit(groups: dict[tuple[str, str], list[dict[str, Any]]], name: str)
             parts.append(f"{col} {rho:+.2f}")
     if not parts:
         return ""
-    return (f"Pre-check vs trained {primary} loss on {name} (Spearman over arm groups, +1 = the pre-check "
+    what = "macro loss" if primary == "macro" else "loss per token"
+    return (f"Pre-check vs trained {what} on {name} (Spearman over arm groups, +1 = the pre-check "
             f"ranks them exactly as training did): " + ", ".join(parts) + ".")
 
 
