@@ -166,28 +166,26 @@ class ActivationExtractor:
 
         from coreselect.lmhead import labelled_mean_nll
 
-        pad = self.tokenizer.pad_token_id or 0
         base = getattr(self.model, "model", self.model)
+        rows = [type(r)(r.ids[prefix:], 0, r.response_start - prefix, r.truncated) for r in rendered] \
+            if prefix else rendered
         with torch.inference_mode():
-            if not prefix:
-                ids, attn, _, labels = batch_tensors(rendered, pad, "all", "right", self.device)
-                positions = (attn.long().cumsum(-1) - 1).clamp(min=0)
-                hidden = base(input_ids=ids, attention_mask=attn.long(), position_ids=positions,
-                              use_cache=False).last_hidden_state
-                return labelled_mean_nll(self.model, hidden, labels).cpu().numpy()
-            suffixes = [type(r)(r.ids[prefix:], 0, r.response_start - prefix, r.truncated) for r in rendered]
-            ids, attn, _, labels = batch_tensors(suffixes, pad, "all", "right", self.device)
-            past = copy.deepcopy(self._prefix_cache(tuple(rendered[0].ids[:prefix])))
-            past.batch_repeat_interleave(len(rendered))
-            full_attn = torch.cat([torch.ones((len(rendered), prefix), dtype=torch.long, device=self.device),
-                                   attn.long()], dim=1)
-            positions = prefix + (attn.long().cumsum(-1) - 1).clamp(min=0)
-            hidden = base(input_ids=ids, attention_mask=full_attn, position_ids=positions, use_cache=True,
-                          **{_cache_kwarg(base): past}).last_hidden_state
+            ids, attn, _, labels = batch_tensors(rows, self.tokenizer.pad_token_id or 0, "all", "right", self.device)
+            attn = attn.long()
+            positions = prefix + (attn.cumsum(-1) - 1).clamp(min=0)
+            cache: dict[str, Any] = {"use_cache": False}
+            if prefix:
+                kwarg, cached = self._prefix_cache(tuple(rendered[0].ids[:prefix]))
+                past = copy.deepcopy(cached)
+                past.batch_repeat_interleave(len(rows))
+                attn = torch.cat([torch.ones((len(rows), prefix), dtype=torch.long, device=self.device), attn], dim=1)
+                cache = {"use_cache": True, kwarg: past}
+            hidden = base(input_ids=ids, attention_mask=attn, position_ids=positions, **cache).last_hidden_state
             return labelled_mean_nll(self.model, hidden, labels).cpu().numpy()
 
-    def _prefix_cache(self, ids: tuple[int, ...]) -> Any:
-        """The key-value cache of ``ids`` (one row), computed once per distinct prefix."""
+    def _prefix_cache(self, ids: tuple[int, ...]) -> tuple[str, Any]:
+        """``(forward argument name, key-value cache)`` of ``ids`` (one row), computed once per
+        distinct prefix."""
         import torch
 
         cached = getattr(self, "_prefix", None)
@@ -196,7 +194,7 @@ class ActivationExtractor:
             row = torch.tensor([ids], dtype=torch.long, device=self.device)
             out = base(input_ids=row, use_cache=True)
             cache = getattr(out, "cache", None)
-            self._prefix = (ids, cache if cache is not None else out.past_key_values)
+            self._prefix = (ids, (_cache_kwarg(base), cache if cache is not None else out.past_key_values))
         return self._prefix[1]
 
     @property
