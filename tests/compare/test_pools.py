@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from coreselect.cli.main import main
-from coreselect.compare.pools import noisy_alpaca, normalised_text, task_mixture
+from coreselect.compare.pools import noisy_alpaca, normalised_text, passage_overlap, task_mixture
 
 
 def _read(path: str | Path) -> list[dict]:
@@ -104,3 +104,32 @@ def test_task_mixture_max_chars_drops_long_records_and_thin_templates(t0_like, t
     pool = _read(info["paths"]["pool"])
     assert info["counts"]["long_dropped"] == 30 and "B/tpl5" not in {r["group"] for r in pool} and "B/tpl1" in {r["group"] for r in pool}
     assert all(len(r["instruction"]) + len(r["output"]) <= 120 for r in pool)
+
+
+def test_task_mixture_held_out_shares_no_passage_with_the_pool(tmp_path):
+    """T0 puts one passage under several templates of a dataset: a held-out record whose passage
+    the pool holds under another template is replaced (or dropped), and build.json says how many."""
+    passages = [" ".join(f"w{p}x{k}" for k in range(20)) for p in range(40)]
+    recs = []
+    for t in range(4):  # task A: every template asks about the same 40 passages
+        for p, text in enumerate(passages):
+            recs.append({"instruction": f"Template {t}: {text}", "input": "", "output": f"a{t}{p}",
+                         "task": "A", "template": f"tpl{t}"})
+    for i in range(40):  # task B: passages of its own
+        recs.append({"instruction": " ".join(f"b{i}y{k}" for k in range(20)), "input": "", "output": "b",
+                     "task": "B", "template": "tplB"})
+    src = tmp_path / "t0.jsonl"
+    src.write_text("".join(json.dumps(r) + "\n" for r in recs))
+    kept = task_mixture(src, tmp_path / "kept", seed=0, head=10, eval_per_group=3, unseen_share=0.0,
+                        leak_threshold=None)
+    pool, seen = _read(kept["paths"]["pool"]), _read(kept["paths"]["eval-seen"])
+    leaky = [s for s in passage_overlap(seen, pool) if s >= 0.5]
+    assert leaky  # the as-drawn held-out set leaks: the check below would fail without the fix
+    info = task_mixture(src, tmp_path / "clean", seed=0, head=10, eval_per_group=3, unseen_share=0.0)
+    pool, seen = _read(info["paths"]["pool"]), _read(info["paths"]["eval-seen"])
+    assert max(passage_overlap(seen, pool)) < 0.5
+    leak = info["leakage"]["eval-seen"]
+    assert leak["leaking_before"] == len(leaky) and leak["leaking_after"] == 0
+    assert leak["records"] == len(seen) == leak["of"] - leak["dropped"]
+    assert json.loads((tmp_path / "clean" / "build.json").read_text())["leakage"] == info["leakage"]
+    assert {r["task"] for r in seen} == {"A", "B"}

@@ -33,6 +33,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--eval-per-group", type=int, default=4, help="held-out records per template (default: 4)")
     g.add_argument("--unseen-share", type=float, default=0.1,
                    help="share of templates kept out of the pool (default: 0.1)")
+    g.add_argument("--max-chars", type=int, default=None,
+                   help="drop records whose instruction + answer are longer (default: keep all)")
+    g.add_argument("--leak-threshold", type=float, default=0.5,
+                   help="replace a held-out record sharing this share of its prompt 8-grams with one pool "
+                        "record of its dataset (default: 0.5; 1.1 keeps the held-out sets as drawn)")
     g = p.add_argument_group("noisy-alpaca")
     g.add_argument("--offset", type=int, default=0, help="first source record of the pool (default: 0)")
     g.add_argument("--pool-size", type=int, default=1000, help="records in the pool (default: 1000)")
@@ -49,7 +54,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.kind == "task-mixture":
         info = task_mixture(args.source, args.output, seed=args.seed, head=args.head, alpha=args.alpha,
-                            floor=args.floor, eval_per_group=args.eval_per_group, unseen_share=args.unseen_share)
+                            floor=args.floor, eval_per_group=args.eval_per_group, unseen_share=args.unseen_share,
+                            max_chars=args.max_chars, leak_threshold=args.leak_threshold)
     else:
         info = noisy_alpaca(args.source, args.output, seed=args.seed, offset=args.offset, pool_size=args.pool_size,
                             swap_share=args.swap_share, duplicate_share=args.duplicate_share,

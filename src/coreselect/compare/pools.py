@@ -37,7 +37,7 @@ import logging
 import random
 import re
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +61,74 @@ def normalised_text(record: dict[str, Any]) -> str:
     parts = [str(record.get(k, "")) for k in ("instruction", "input", "output")]
     parts[2] = _EOT.sub("", parts[2])
     return " ".join("\x1f".join(parts).lower().split())
+
+
+def prompt_grams(record: dict[str, Any], n: int = 8) -> set[int]:
+    """Hashed word ``n``-grams of a record's prompt (instruction and input, case folded).
+
+    >>> len(prompt_grams({"instruction": "one two three four five six seven eight nine"}))
+    2
+    """
+    words = re.findall(r"\w+", f"{record.get('instruction', '')} {record.get('input', '')}".lower())
+    return {hash(tuple(words[i:i + n])) for i in range(len(words) - n + 1)}
+
+
+def passage_overlap(held: Sequence[dict[str, Any]], pool: Sequence[dict[str, Any]], *, n: int = 8,
+                    key: str = "task") -> list[float]:
+    """For each held-out record, the largest share of its prompt ``n``-grams that one pool record of
+    the same ``key`` (the source dataset) holds: 1.0 = the same passage under another template.
+
+    >>> pool = [{"task": "a", "instruction": "w1 w2 w3 w4 w5 w6 w7 w8 w9 w10"}]
+    >>> passage_overlap([{"task": "a", "instruction": "Question: w1 w2 w3 w4 w5 w6 w7 w8 w9"},
+    ...                  {"task": "b", "instruction": "w1 w2 w3 w4 w5 w6 w7 w8 w9"}], pool)
+    [0.6666666666666666, 0.0]
+    """
+    overlap = _overlap_index(pool, n=n, key=key)
+    return [overlap(r) for r in held]
+
+
+def _overlap_index(pool: Sequence[dict[str, Any]], *, n: int = 8, key: str = "task"
+                   ) -> Callable[[dict[str, Any]], float]:
+    """An inverted index of the pool's prompt ``n``-grams; the function it returns scores one record."""
+    postings: dict[tuple[str, int], list[int]] = defaultdict(list)
+    for i, r in enumerate(pool):
+        for g in prompt_grams(r, n):
+            postings[(str(r.get(key)), g)].append(i)
+
+    def overlap(r: dict[str, Any]) -> float:
+        grams = prompt_grams(r, n)
+        hits: dict[int, int] = defaultdict(int)
+        for g in grams:
+            for i in postings.get((str(r.get(key)), g), ()):
+                hits[i] += 1
+        return max(hits.values()) / len(grams) if hits else 0.0
+
+    return overlap
+
+
+def _without_leaks(held: list[dict[str, Any]], spares: dict[str, list[dict[str, Any]]],
+                   overlap: Callable[[dict[str, Any]], float], threshold: float
+                   ) -> tuple[list[dict[str, Any]], int, int]:
+    """``held`` with each record whose passage the pool holds (``overlap`` >= ``threshold``) replaced
+    by a spare record of its template that leaks nothing, or dropped when none is left.
+    Returns the new list, the number replaced and the number dropped."""
+    out, replaced, dropped = [], 0, 0
+    for r in held:
+        if overlap(r) < threshold:
+            out.append(r)
+            continue
+        pick = None
+        while spares.get(r["group"]):
+            cand = spares[r["group"]].pop(0)
+            if overlap(cand) < threshold:
+                pick = cand
+                break
+        if pick is None:
+            dropped += 1
+        else:
+            out.append(pick)
+            replaced += 1
+    return out, replaced, dropped
 
 
 def _digest(text: str) -> str:
@@ -88,7 +156,8 @@ def _source(path: str | Path, columns: Sequence[str]) -> tuple[Dataset, list[dic
 
 def task_mixture(source: str | Path, out_dir: str | Path, *, seed: int = 0, head: int = 200, alpha: float = 1.0,
                  floor: int = 2, eval_per_group: int = 4, unseen_share: float = 0.1,
-                 max_choices: int = 10, max_chars: int | None = None) -> dict[str, Any]:
+                 max_choices: int = 10, max_chars: int | None = None,
+                 leak_threshold: float | None = 0.5) -> dict[str, Any]:
     """Build a template-skewed pool, a balanced held-out set and an unseen-templates set.
 
     Parameters
@@ -105,6 +174,10 @@ def task_mixture(source: str | Path, out_dir: str | Path, *, seed: int = 0, head
     max_chars : drop records whose instruction + answer are longer (so that a trainee with a short
         context sees every record whole); a template left with fewer than ``eval_per_group + floor``
         records is dropped.
+    leak_threshold : a held-out record whose prompt shares this share or more of its word 8-grams
+        with one pool record of the same dataset (T0 puts the same passage under several
+        templates) is replaced by a spare record of its template that does not, or dropped; the
+        shares before and after go into ``build.json``. ``None`` keeps the held-out sets as drawn.
     """
     if not 0 <= unseen_share < 1:
         raise ConfigError(f"--unseen-share must be in [0, 1), got {unseen_share}")
@@ -155,6 +228,7 @@ def task_mixture(source: str | Path, out_dir: str | Path, *, seed: int = 0, head
     pool: list[dict[str, Any]] = []
     held: list[dict[str, Any]] = []
     held_unseen: list[dict[str, Any]] = []
+    spares: dict[str, list[dict[str, Any]]] = {}
     for g in groups:
         rs = by_group[g][:]
         rng.shuffle(rs)
@@ -164,10 +238,26 @@ def task_mixture(source: str | Path, out_dir: str | Path, *, seed: int = 0, head
         ev, rest = rs[:eval_per_group], rs[eval_per_group:]
         if g in unseen:
             held_unseen += ev
+            spares[g] = rest
         else:
             held += ev
-            pool += rest[: sizes[seen.index(g)]]
+            n_pool = sizes[seen.index(g)]
+            pool += rest[:n_pool]
+            spares[g] = rest[n_pool:]
     rng.shuffle(pool)
+    leakage: dict[str, Any] = {}
+    if leak_threshold is not None:
+        overlap = _overlap_index(pool)
+        for name, part in (("eval-seen", held), ("eval-unseen", held_unseen)):
+            before = sum(overlap(r) >= leak_threshold for r in part)
+            new, replaced, dropped = _without_leaks(part, spares, overlap, leak_threshold)
+            after = sum(overlap(r) >= leak_threshold for r in new)
+            leakage[name] = {"leaking_before": before, "of": len(part), "replaced": replaced, "dropped": dropped,
+                             "leaking_after": after, "records": len(new)}
+            part[:] = new
+        log.info("held-out passage leakage (>= %.0f%% of prompt 8-grams in one pool record of the dataset): %s",
+                 100 * leak_threshold, "; ".join(f"{k} {v['leaking_before']}/{v['of']} -> {v['leaking_after']}"
+                                                 f"/{v['records']}" for k, v in leakage.items()))
     inputs = [src]
     out.mkdir(parents=True, exist_ok=True)
     paths = {"pool": _write(out, "pool.jsonl", pool, inputs),
@@ -179,12 +269,14 @@ def task_mixture(source: str | Path, out_dir: str | Path, *, seed: int = 0, head
     info = {
         "builder": "task-mixture", "source": str(src), "source_fingerprint": ds.fingerprint,
         "params": {"seed": seed, "head": head, "alpha": alpha, "floor": floor, "eval_per_group": eval_per_group,
-                   "unseen_share": unseen_share, "max_choices": max_choices, "max_chars": max_chars},
+                   "unseen_share": unseen_share, "max_choices": max_choices, "max_chars": max_chars,
+                   "leak_threshold": leak_threshold},
         "counts": {"pool": len(pool), "eval-seen": len(held), "eval-unseen": len(held_unseen),
                    "groups_in_pool": len(counts), "groups_unseen": len(unseen),
                    "tasks_in_pool": len({r["task"] for r in pool}), "duplicates_dropped": dropped_dupes,
                    "empty_dropped": dropped_empty, "long_dropped": dropped_long,
                    "groups_with_choices": sum(len(answers[g]) <= max_choices for g in groups)},
+        "leakage": leakage,
         "pool_per_group": dict(sorted(counts.items(), key=lambda kv: -kv[1])),
         "unseen_groups": sorted(unseen),
     }
@@ -257,4 +349,5 @@ def noisy_alpaca(source: str | Path, out_dir: str | Path, *, seed: int = 0, offs
 
 BUILDERS = {"task-mixture": task_mixture, "noisy-alpaca": noisy_alpaca}
 
-__all__ = ["BUILDERS", "noisy_alpaca", "normalised_text", "task_mixture", "zipf_sizes"]
+__all__ = ["BUILDERS", "noisy_alpaca", "normalised_text", "passage_overlap", "prompt_grams", "task_mixture",
+           "zipf_sizes"]
