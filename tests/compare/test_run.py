@@ -301,3 +301,27 @@ def test_references_choose_what_every_arm_is_paired_against(tmp_path: Path) -> N
     assert "**facility-location** (10%) vs facility-location" not in paired  # never against itself
     assert "**random** (10%) vs facility-location" not in paired  # two references: written once
     assert "**facility-location** (10%) vs random" in paired
+
+
+def test_compare_jobs_gives_the_serial_results(tiny_model: Path, records, tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """--jobs 2 trains and evaluates two arms at once (spawned processes, one torch thread each on
+    two cores): every result equals the serial run's at one thread, and a rerun resumes."""
+    import torch
+
+    cfg = load_config(_config(tmp_path, tiny_model, records, seeds=[0, 1], baselines=["random"]))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        serial = run_experiment(cfg, tmp_path / "serial", progress=False)
+    finally:
+        torch.set_num_threads(threads)
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    parallel = run_experiment(cfg, tmp_path / "parallel", progress=False, jobs=2)
+    keys = ("arm", "n_train", "train_tokens", "loss:held", "_per_example:held")
+    assert [[r[k] for k in keys] for r in parallel] == [[r[k] for k in keys] for r in serial]
+    assert [r["arm"] for r in parallel] == [a.name for a in plan_arms(cfg)]
+    with pytest.raises(ConfigError, match="--jobs must be at least 1"):
+        run_experiment(cfg, tmp_path / "parallel", progress=False, jobs=0)
+    again = run_experiment(cfg, tmp_path / "parallel", progress=False, jobs=2)  # all cached: no worker work
+    assert [r["loss:held"] for r in again] == [r["loss:held"] for r in parallel]

@@ -49,3 +49,30 @@ def test_a_win_needs_both_intervals_to_exclude_zero():
     assert "no difference detectable" in one and "one seed" in one and "no power estimate" in one
     same = verdict("m", "random", worse, 0.0, seed_ci=(0.1, 0.1))
     assert "no difference detectable" in same and "not estimable" in same and "no power estimate" in same
+
+
+def test_primary_comparison_heads_the_summary_and_reads_loss_per_token():
+    """A declared primary pair is written first, with its metric; per token weights each
+    example's loss difference by its response tokens (a long example counts more)."""
+    from coreselect.compare.config import PrimarySpec
+    from coreselect.compare.summary import summary_markdown
+
+    def row(label, seed, losses):
+        return {"arm": f"{label}-s{seed}", "method": label, "label": label, "budget": 0.1, "seed": seed,
+                "n_train": 10, "train_tokens": 100, "loss:held": float(np.mean(losses)),
+                "_per_example:held": losses * 20, "_tokens:held": [90, 10] * 20}
+
+    # the selector is better on the long example, worse on the short one: per example a tie,
+    # per token a clear gain on every seed
+    rows = [row("fl", s, [1.0 - 0.1 - 0.01 * s, 1.0 + 0.1 + 0.01 * s]) for s in range(4)]
+    rows += [row("random", s, [1.0, 1.0]) for s in range(4)]
+    text = summary_markdown(rows, ["held"], references=["random"], n_boot=200,
+                            primary=PrimarySpec(("fl", "random"), "held", "token"),
+                            control=PrimarySpec(("fl", "random"), "held", "loss"))
+    assert text.index("Positive control") < text.index("Primary comparison")
+    assert "The control is not shown positive" in text  # per example the arms tie
+    head, rest = text.split("Paired against", 1)
+    assert "Primary comparison (declared in the config before the run): fl vs random, loss per token" in head
+    assert "**fl** (10%) beats random on loss per token by 0.0" in head
+    assert "Secondary" in rest and "no difference detectable" in rest  # per example: a tie
+    assert "seeds needed for 80% power, the observed gap" in text

@@ -9,6 +9,7 @@ EPILOG = """examples:
   coreselect compare examples/cpu_small.yaml -o runs/cpu_small
   coreselect compare my.yaml -o runs/my      # rerun the same command to resume after a stop
   coreselect compare my.yaml -o runs/my --report-only   # results of the arms finished so far; runs nothing
+  coreselect compare my.yaml -o runs/my --jobs 2        # train and evaluate two arms at once
 
 Every stage of every arm is cached under DIR; a rerun continues where it stopped. Writes
 DIR/results.csv, DIR/results.md and DIR/results.png. See docs/training.md for the YAML keys.
@@ -24,6 +25,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--report-only", action="store_true",
                    help="write the results of the arms already finished under DIR (with this config's references "
                         "and labels); select, train and evaluate nothing")
+    p.add_argument("--jobs", type=int, default=1, metavar="N",
+                   help="train and evaluate N arms at once in local processes, each with its share of the "
+                        "cores (default: 1); the selections run first, serially; results equal a serial "
+                        "run's at the same torch thread count")
     p.set_defaults(run=run)
 
 
@@ -35,7 +40,8 @@ def run(args: argparse.Namespace) -> int:
 
     cfg = load_config(args.config)
     out = Path(args.output) if args.output else Path("runs") / Path(args.config).stem
-    rows = run_experiment(cfg, out, progress=not args.no_progress, report_only=args.report_only)
+    rows = run_experiment(cfg, out, progress=not args.no_progress, report_only=args.report_only,
+                          jobs=args.jobs)
     print((out / "results.md").read_text(), end="")
     left = f" ({len(rows)} of the config's arms finished)" if args.report_only else ""
     print(f"{len(rows)} arms{left}; results: {out / 'results.csv'}, {out / 'results.md'}, {out / 'results.png'}")

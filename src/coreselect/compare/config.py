@@ -73,6 +73,18 @@ class BuildSpec:
     params: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class PrimarySpec:
+    """The one comparison a preset is run to decide, declared before it runs: arm ``arms[0]``
+    against ``arms[1]`` (arm labels) on held-out set ``eval`` by ``metric`` (``macro``: macro loss
+    over groups; ``loss``: per-example loss; ``token``: loss per token, the examples weighted by
+    their response tokens; ``acc``: rank accuracy)."""
+
+    arms: tuple[str, str]
+    eval: str
+    metric: str
+
+
 @dataclass
 class ExperimentConfig:
     """Everything ``coreselect compare`` runs: pool, held-out sets, models, arms.
@@ -101,6 +113,12 @@ class ExperimentConfig:
     #: arm labels every other arm is paired against in the verdicts (e.g. the default method, to
     #: ask whether another should replace it); a label that did not run is skipped
     references: list[str] = field(default_factory=lambda: ["random", "longest"])
+    #: the comparison the preset is run to decide (its verdict heads the report); None: every pair
+    #: is reported alike
+    primary: PrimarySpec | None = None
+    #: a positive control: a pair whose first arm is known to be better (e.g. an oracle that reads
+    #: the labels against random); until it is shown to win, the preset's verdicts judge nothing
+    control: PrimarySpec | None = None
 
     def selector_for(self, method: MethodSpec) -> SelectJob:
         """The select job of ``method``'s arms: the shared ``selector:`` with its overrides."""
@@ -256,11 +274,51 @@ def _baselines(value: Any) -> list[str]:
     return out
 
 
+def _primary(value: Any, evals: list[DataSlice], evaluation: EvalConfig, where: str = "primary"
+             ) -> PrimarySpec | None:
+    from coreselect.compare.summary import PRIMARY_METRICS
+
+    if value is None:
+        return None
+    d = dict(as_mapping(where, {"arms": value} if isinstance(value, list) else value))
+    check_keys(where, d, ["arms", "eval", "metric"])
+    arms = d.get("arms")
+    if not (isinstance(arms, list) and len(arms) == 2 and all(isinstance(a, str) and a for a in arms)
+            and arms[0] != arms[1]):
+        raise ConfigError(f"{where}.arms: expected two distinct arm labels (e.g. [facility-location, random]), "
+                          f"got {arms!r}")
+    names = [e.name for e in evals]
+    name = d.get("eval", names[0])
+    if name not in names:
+        raise ConfigError(f"{where}.eval: {name!r} is not a held-out set of 'eval' ({', '.join(names)})")
+    metric = d.get("metric", "macro" if evaluation.group_by else "loss")
+    if metric not in PRIMARY_METRICS:
+        raise ConfigError(f"{where}.metric: expected one of {', '.join(PRIMARY_METRICS)}, got {metric!r}")
+    if metric == "macro" and not evaluation.group_by:
+        raise ConfigError(f"{where}.metric: 'macro' needs evaluation.group_by (the label column of the groups)")
+    if metric == "acc" and not evaluation.rank_choices:
+        raise ConfigError(f"{where}.metric: 'acc' needs evaluation.rank_choices")
+    return PrimarySpec((arms[0], arms[1]), name, metric)
+
+
+def _check_primary_arms(primary: PrimarySpec | None, methods: list[MethodSpec], baselines: list[str],
+                        where: str = "primary") -> None:
+    if primary is None:
+        return
+    labels = {m.label or m.name for m in methods} | {b for b in baselines if not b.startswith("balanced:")}
+    labels |= {f"balanced-{b.split(':', 1)[1]} (oracle)" for b in baselines if b.startswith("balanced:")}
+    for a in primary.arms:
+        if a not in labels:
+            close = difflib.get_close_matches(a, sorted(labels), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ConfigError(f"{where}.arms: {a!r} is no arm label of this config{hint}")
+
+
 def parse_config(raw: Any, base: Path, source: str = "") -> ExperimentConfig:
     """Validate a loaded YAML mapping; ``base`` is the folder relative paths start from."""
     d = as_mapping(source or "config", raw)
     known = ["pool", "eval", "selector", "trainee", "methods", "budgets", "seeds", "baselines", "evaluation",
-             "build", "labels", "random_curve", "references"]
+             "build", "labels", "random_curve", "references", "primary", "control"]
     check_keys(source or "config", d, known)
     if "pool" not in d:
         raise ConfigError(f"{source}: 'pool' is required")
@@ -294,8 +352,12 @@ def parse_config(raw: Any, base: Path, source: str = "") -> ExperimentConfig:
                           f"got {d.get('references')!r}")
     if not methods and not baselines:
         raise ConfigError("nothing to compare: no methods and no baselines")
+    primary = _primary(d.get("primary"), evals, evaluation)
+    _check_primary_arms(primary, methods, baselines)
+    control = _primary(d.get("control"), evals, evaluation, "control")
+    _check_primary_arms(control, methods, baselines, "control")
     return ExperimentConfig(pool, evals, selector, trainee, methods, budgets, seeds, list(baselines),
-                            evaluation, source, build, list(labels), curve, list(references))
+                            evaluation, source, build, list(labels), curve, list(references), primary, control)
 
 
 def load_config(path: str | Path) -> ExperimentConfig:
@@ -312,5 +374,6 @@ def load_config(path: str | Path) -> ExperimentConfig:
     return parse_config(raw, p.resolve().parent, str(p))
 
 
-__all__ = ["BUILD_PREFIX", "BUILT_FILES", "SELECTOR_FIELDS", "BuildSpec", "DataSlice", "ExperimentConfig", "MethodSpec", "load_config", "parse_config",
+__all__ = ["BUILD_PREFIX", "BUILT_FILES", "SELECTOR_FIELDS", "BuildSpec", "DataSlice", "ExperimentConfig", "MethodSpec",
+           "PrimarySpec", "load_config", "parse_config",
            "selector_json", "trainee_json"]

@@ -60,7 +60,7 @@ def results_csv(rows: Sequence[dict[str, Any]], eval_names: Sequence[str]) -> st
 
 
 def results_markdown(rows: Sequence[dict[str, Any]], eval_names: Sequence[str],
-                     references: Sequence[str] | None = None) -> str:
+                     references: Sequence[str] | None = None, primary: Any = None, control: Any = None) -> str:
     """A markdown table: one row per arm, eval loss and perplexity per held-out set; then the
     summary (means with intervals, the paired verdicts against ``references``)."""
     from coreselect.compare.summary import REFERENCES, summary_markdown
@@ -84,7 +84,8 @@ def results_markdown(rows: Sequence[dict[str, Any]], eval_names: Sequence[str],
             "labels the pick holds / the share of picked records with a non-empty label, random's expectation "
             "in brackets. train/forward tok/s: training tokens per second against the trainee's inference "
             "tokens per second on the held-out set. `base` is the trainee model before fine-tuning.\n")
-    return "\n".join(lines) + "\n" + note + summary_markdown(rows, eval_names, references=references or REFERENCES)
+    return "\n".join(lines) + "\n" + note + summary_markdown(rows, eval_names, references=references or REFERENCES,
+                                                primary=primary, control=control)
 
 
 def _cost(r: dict[str, Any], eval_names: Sequence[str]) -> str:
@@ -153,10 +154,10 @@ def plot_results(rows: Sequence[dict[str, Any]], eval_name: str, path: Path) -> 
 
 
 def write_reports(rows: Sequence[dict[str, Any]], root: Path, eval_names: Sequence[str],
-                  references: Sequence[str] | None = None) -> None:
+                  references: Sequence[str] | None = None, primary: Any = None, control: Any = None) -> None:
     """Write ``results.csv``, ``results.md`` and ``results.png`` (first held-out set) under ``root``."""
     atomic_write_bytes(root / "results.csv", results_csv(rows, eval_names).encode())
-    atomic_write_bytes(root / "results.md", results_markdown(rows, eval_names, references).encode())
+    atomic_write_bytes(root / "results.md", results_markdown(rows, eval_names, references, primary, control).encode())
     if eval_names:
         plot_results(rows, eval_names[0], root / "results.png")
 

@@ -107,11 +107,12 @@ def _build(cfg: ExperimentConfig, root: Path) -> Path:
 
 
 def run_experiment(cfg: ExperimentConfig, out_dir: str | Path, *, progress: bool = True,
-                   report_only: bool = False) -> list[dict[str, Any]]:
+                   report_only: bool = False, jobs: int = 1) -> list[dict[str, Any]]:
     """Run (or resume) every arm of ``cfg`` under ``out_dir``; write and return the results rows.
 
     ``report_only``: run nothing; the results of the arms whose every stage has finished (under
-    this config's stage keys), the others left out."""
+    this config's stage keys), the others left out. ``jobs``: train and evaluate that many arms at
+    once in local processes (the selections run first, serially, on one shared feature store)."""
     from coreselect.compare.report import write_reports
 
     root = Path(out_dir)
@@ -127,33 +128,104 @@ def run_experiment(cfg: ExperimentConfig, out_dir: str | Path, *, progress: bool
     arms = plan_arms(cfg)
     log.info("compare: %d arms (%s), pool %d records, eval %s", len(arms), ", ".join(a.name for a in arms),
              len(pool), ", ".join(f"{n} ({len(d)})" for n, d in evals.items()))
-    rows = []
-    left_out = []
-    for i, arm in enumerate(arms, 1):
-        log.info("arm %d/%d: %s", i, len(arms), arm.name)
-        sel = tr = None
+    if jobs < 1:
+        raise ConfigError(f"--jobs must be at least 1, got {jobs}")
+    # selection first, serially: the arms share one feature store, extracted once
+    selected: dict[str, dict[str, Any] | None] = {}
+    left_out: list[str] = []
+    for arm in arms:
+        if arm.method == "base":
+            selected[arm.name] = None
+            continue
         try:
-            if arm.method == "base":
-                upstream = stage_key("base", cfg.trainee.model)
-            else:
-                sel = select_stage(cfg, arm, pool, root, progress, report_only)
-                tr = train_stage(cfg, arm, sel["stage_key"], root, progress, report_only)
-                upstream = tr["stage_key"]
-            ev = eval_stage(cfg, arm, upstream, evals, root, progress, report_only)
+            selected[arm.name] = select_stage(cfg, arm, pool, root, progress, report_only)
         except NotRun:
             left_out.append(arm.name)
-            continue
-        rows.append(_row(arm, sel, tr, ev))
-        if not report_only:
-            write_reports(rows, root, [e.name for e in cfg.eval], cfg.references)  # partial results after every arm
+    todo = [a for a in arms if a.name in selected]
+    done: dict[str, dict[str, Any]] = {}
+
+    def finished(arm: Arm, tr: dict[str, Any] | None, ev: dict[str, Any]) -> None:
+        done[arm.name] = _row(arm, selected[arm.name], tr, ev)
+        if not report_only:  # partial results after every arm, in plan order
+            write_reports([done[a.name] for a in arms if a.name in done], root, [e.name for e in cfg.eval],
+                          cfg.references, cfg.primary, cfg.control)
+
+    if jobs == 1 or report_only:
+        for i, arm in enumerate(todo, 1):
+            log.info("arm %d/%d: %s", i, len(todo), arm.name)
+            try:
+                tr, ev = _train_and_evaluate(cfg, arm, selected[arm.name], evals, root, progress, report_only)
+            except NotRun:
+                left_out.append(arm.name)
+                continue
+            finished(arm, tr, ev)
+    else:
+        _run_parallel(cfg, todo, selected, evals, root, jobs, finished)
+    rows = [done[a.name] for a in arms if a.name in done]
     if report_only:
         if not rows:
             raise ConfigError(f"{root}: no arm of this config has finished yet (run it without --report-only)")
         if left_out:
             log.warning("%d of %d arms not finished, left out of the report: %s", len(left_out), len(arms),
                         ", ".join(left_out))
-        write_reports(rows, root, [e.name for e in cfg.eval], cfg.references)
+        write_reports(rows, root, [e.name for e in cfg.eval], cfg.references, cfg.primary, cfg.control)
     return rows
+
+
+def _train_and_evaluate(cfg: ExperimentConfig, arm: Arm, sel: dict[str, Any] | None, evals: dict[str, Any],
+                        root: Path, progress: bool, report_only: bool = False
+                        ) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+    """One unit of work: fine-tune on the arm's pick (none for ``base``), then evaluate."""
+    tr = None
+    if arm.method == "base":
+        upstream = stage_key("base", cfg.trainee.model)
+    else:
+        tr = train_stage(cfg, arm, sel["stage_key"], root, progress, report_only)
+        upstream = tr["stage_key"]
+    return tr, eval_stage(cfg, arm, upstream, evals, root, progress, report_only)
+
+
+def _worker_init(threads: int, level: int) -> None:
+    """A ``--jobs`` worker: its share of the cores, the parent's log level."""
+    import torch
+
+    torch.set_num_threads(threads)
+    logging.basicConfig(level=level, format="%(asctime)s %(processName)s %(message)s", datefmt="%H:%M:%S")
+
+
+def _unit(cfg: ExperimentConfig, arm: Arm, sel: dict[str, Any] | None, evals: dict[str, Any], root: Path
+          ) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+    return _train_and_evaluate(cfg, arm, sel, evals, root, progress=False)
+
+
+def _run_parallel(cfg: ExperimentConfig, arms: list[Arm], selected: dict[str, dict[str, Any] | None],
+                  evals: dict[str, Any], root: Path, jobs: int, finished: Any) -> None:
+    """Train and evaluate ``arms`` in ``jobs`` worker processes, each with ``cores // jobs`` torch
+    threads. Every unit is seeded by its arm alone, so the results are those of a serial run with
+    the same thread count; a unit that fails stops the run after the units in flight finish (their
+    stages are cached, so a rerun resumes)."""
+    import multiprocessing as mp
+    import os
+    from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    threads = max(1, cores // jobs)
+    log.info("compare: %d units of train + evaluate on %d processes, %d torch thread(s) each", len(arms),
+             jobs, threads)
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn"), initializer=_worker_init,
+                             initargs=(threads, logging.getLogger().getEffectiveLevel())) as pool:
+        futures = {pool.submit(_unit, cfg, arm, selected[arm.name], evals, root): arm for arm in arms}
+        pending = set(futures)
+        while pending:
+            ready, pending = wait(pending, return_when=FIRST_EXCEPTION)
+            for f in ready:
+                arm = futures[f]
+                if f.exception() is not None:
+                    for p in pending:
+                        p.cancel()
+                    raise f.exception()
+                log.info("arm done: %s", arm.name)
+                finished(arm, *f.result())
 
 
 def _write_config(cfg: ExperimentConfig, root: Path) -> None:
@@ -164,6 +236,8 @@ def _write_config(cfg: ExperimentConfig, root: Path) -> None:
         "methods": [asdict(m) for m in cfg.methods], "budgets": cfg.budgets, "seeds": cfg.seeds,
         "baselines": cfg.baselines, "labels": cfg.labels, "random_curve": cfg.random_curve,
         "references": cfg.references,
+        "primary": asdict(cfg.primary) if cfg.primary else None,
+        "control": asdict(cfg.control) if cfg.control else None,
         "evaluation": asdict(cfg.evaluation)})
 
 
@@ -205,6 +279,7 @@ def _row(arm: Arm, sel: dict[str, Any] | None, tr: dict[str, Any] | None, ev: di
                 row[f"acc_macro:{name}"] = r["rank"]["macro"]
             row[f"_acc_per_example:{name}"] = r["rank"].get("per_example")
         row[f"_per_example:{name}"] = r.get("per_example")
+        row[f"_tokens:{name}"] = r.get("per_example_tokens")
         row[f"_labels:{name}"] = r.get("labels")
     for task, metrics in ev.get("tasks", {}).items():
         for metric, value in metrics.items():

@@ -46,33 +46,48 @@ def _group_index(groups: Sequence[Any] | None, n: int) -> list[np.ndarray]:
     return [np.flatnonzero(g == u) for u in np.unique(g)]
 
 
-def macro_mean(values: np.ndarray, groups: Sequence[Any] | None = None) -> float:
-    """Mean over groups of the per-group mean (plain mean when ``groups`` is None)."""
+def macro_mean(values: np.ndarray, groups: Sequence[Any] | None = None, weights: np.ndarray | None = None) -> float:
+    """Mean over groups of the per-group mean (plain mean when ``groups`` is None; weighted by
+    ``weights`` inside each group when given)."""
     values = np.asarray(values, dtype=np.float64)
-    return float(np.mean([values[ix].mean() for ix in _group_index(groups, len(values))]))
+    w = np.ones(len(values)) if weights is None else np.asarray(weights, dtype=np.float64)
+    return float(np.mean([(values[ix] * w[ix]).sum() / w[ix].sum() for ix in _group_index(groups, len(values))]))
 
 
 def paired_bootstrap(D: np.ndarray, groups: Sequence[Any] | None = None, *, n_boot: int = 2000,
-                     level: float = 0.95, seed: int = 0) -> dict[str, float]:
+                     level: float = 0.95, seed: int = 0, weights: np.ndarray | None = None) -> dict[str, float]:
     """Bootstrap interval of the mean paired difference ``D[seed, example]`` (arm minus baseline).
 
     Each replicate resamples seeds with replacement and examples with replacement (within each
     group when ``groups`` is given, so every group stays represented) and takes the macro mean.
+    ``weights`` (one per example, e.g. its response tokens) makes each mean a weighted one, the
+    weights resampled with their examples: with token counts, the difference in loss per token.
     Returns ``delta`` (the observed statistic), ``ci_low``/``ci_high`` and ``p_better`` (share of
     replicates below zero: a lower loss is better).
+
+    >>> D = np.array([[0.0, 1.0], [0.0, 1.0]])
+    >>> paired_bootstrap(D, weights=np.array([3.0, 1.0]), n_boot=50)["delta"]
+    0.25
     """
     D = np.asarray(D, dtype=np.float64)
     if D.ndim != 2 or D.size == 0:
         raise ValueError(f"expected a (seeds, examples) matrix, got shape {D.shape}")
     n_s, n_e = D.shape
+    w = np.ones(n_e) if weights is None else np.asarray(weights, dtype=np.float64)
+    if w.shape != (n_e,) or (w < 0).any() or w.sum() <= 0:
+        raise ValueError(f"expected {n_e} non-negative weights, got shape {w.shape}")
     index = _group_index(groups, n_e)
     rng = np.random.default_rng(seed)
     stats = np.empty(n_boot)
+
+    def mean(rows: np.ndarray, ix: np.ndarray) -> float:
+        return float((rows[:, ix] * w[ix]).sum() / (w[ix].sum() * len(rows)))
+
     for b in range(n_boot):
         rows = D[rng.integers(0, n_s, n_s)]
-        stats[b] = np.mean([rows[:, ix[rng.integers(0, len(ix), len(ix))]].mean() for ix in index])
+        stats[b] = np.mean([mean(rows, ix[rng.integers(0, len(ix), len(ix))]) for ix in index])
     lo, hi = np.quantile(stats, [(1 - level) / 2, (1 + level) / 2])
-    delta = float(np.mean([D[:, ix].mean() for ix in index]))
+    delta = float(np.mean([mean(D, ix) for ix in index]))
     return {"delta": delta, "ci_low": float(lo), "ci_high": float(hi), "p_better": float((stats < 0).mean()),
             "seeds": n_s, "examples": n_e}
 

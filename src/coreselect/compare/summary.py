@@ -50,8 +50,9 @@ def arm_groups(rows: Sequence[dict[str, Any]]) -> dict[tuple[str, str], list[dic
 
 
 def _paired_matrix(a: list[dict[str, Any]], b: list[dict[str, Any]], key: str, sign: float
-                   ) -> tuple[np.ndarray, list[int], list[Any] | None] | None:
-    """``D[seed, example] = sign * (a - b)`` over seeds both arms ran and examples both scored."""
+                   ) -> tuple[np.ndarray, list[int], list[Any] | None, np.ndarray | None] | None:
+    """``D[seed, example] = sign * (a - b)`` over seeds both arms ran and examples both scored, with
+    the examples' labels and response tokens (``None`` where the results hold none)."""
     by_seed = {r["seed"]: r for r in b}
     pairs = [(r, by_seed[r["seed"]]) for r in a if r["seed"] in by_seed and r.get(key) and by_seed[r["seed"]].get(key)]
     if not pairs:
@@ -60,7 +61,46 @@ def _paired_matrix(a: list[dict[str, Any]], b: list[dict[str, Any]], key: str, s
     keep = [e for e in range(n) if all(x[key][e] is not None and y[key][e] is not None for x, y in pairs)]
     D = np.array([[sign * (x[key][e] - y[key][e]) for e in keep] for x, y in pairs], dtype=np.float64)
     labels = pairs[0][0].get(key.replace("_acc_per_example", "_labels").replace("_per_example", "_labels"))
-    return D, [int(x["seed"]) for x, _ in pairs], ([labels[e] for e in keep] if labels else None)
+    tokens = pairs[0][0].get(key.replace("_per_example", "_tokens")) if key.startswith("_per_example") else None
+    return (D, [int(x["seed"]) for x, _ in pairs], ([labels[e] for e in keep] if labels else None),
+            (np.array([tokens[e] for e in keep], dtype=np.float64) if tokens else None))
+
+
+def pair_verdict(a: list[dict[str, Any]], b: list[dict[str, Any]], name: str, ref: str, key: str, sign: float,
+                 metric: str, *, n_boot: int = 2000, per_token: bool = False) -> str | None:
+    """The verdict line of arm group ``a`` against ``b`` on the per-example ``key`` (None when they
+    share no seed): the bootstrap and t-intervals, the smallest detectable effect at these seeds,
+    and the seeds a paired run would need to detect the observed gap and a fixed ``GAP``.
+    ``per_token``: each seed's statistic is the loss per token (the examples weighted by their
+    response tokens; one group), else the macro mean over the examples' labels."""
+    got = _paired_matrix(a, b, key, sign)
+    if got is None:
+        return None
+    D, seeds, labels, tokens = got
+    if per_token and tokens is None:
+        return None
+    weights = tokens if per_token else None
+    labels = None if per_token else labels
+    r = paired_bootstrap(D, labels, n_boot=n_boot, weights=weights)
+    per_seed = [macro_mean(d, labels, weights) for d in D]
+    sd = seed_sd(per_seed)
+    mde = detectable_effect(sd, len(seeds))
+    _, lo, hi = mean_ci(per_seed)
+    line = verdict(name, ref, r, mde, metric, seed_ci=(lo, hi))
+    if len(seeds) > 1 and sd > 0:
+        observed = abs(r["delta"])
+        need_obs = f"≈{seeds_needed(sd, observed)}" if observed > 0 else "—"
+        line += (f"; seed SD of Δ {sd:.4f}: seeds needed for 80% power, the observed gap ({observed:.4f}) "
+                 f"{need_obs}, a {GAP} gap ≈{seeds_needed(sd, GAP)}")
+    return line
+
+
+def _specs(groups: dict[tuple[str, str], list[dict[str, Any]]], name: str) -> list[tuple[str, float, str]]:
+    grouped = any(f"macro:{name}" in r for g in groups.values() for r in g)
+    specs = [(f"_per_example:{name}", 1.0, "macro loss over groups" if grouped else "per-example loss")]
+    if any(f"acc:{name}" in r for g in groups.values() for r in g):
+        specs.append((f"_acc_per_example:{name}", -1.0, "rank accuracy (sign flipped: negative = better)"))
+    return specs
 
 
 def paired_lines(groups: dict[tuple[str, str], list[dict[str, Any]]], name: str, *, n_boot: int = 2000,
@@ -68,11 +108,7 @@ def paired_lines(groups: dict[tuple[str, str], list[dict[str, Any]]], name: str,
     """The verdict of every method against each of ``references`` (arm labels) at its budget, on
     held-out set ``name``."""
     lines: list[str] = []
-    grouped = any(f"macro:{name}" in r for g in groups.values() for r in g)
-    what = "macro loss over groups" if grouped else "per-example loss"
-    specs = [(f"_per_example:{name}", 1.0, what)]
-    if any(f"acc:{name}" in r for g in groups.values() for r in g):
-        specs.append((f"_acc_per_example:{name}", -1.0, "rank accuracy (sign flipped: negative = better)"))
+    specs = _specs(groups, name)
     for (label, budget), rows in groups.items():
         if label in ("base", "full") or budget == "":
             continue
@@ -82,30 +118,56 @@ def paired_lines(groups: dict[tuple[str, str], list[dict[str, Any]]], name: str,
             if label in references and references.index(label) < references.index(ref):
                 continue  # two references: their pair is written once, under the later one
             for key, sign, metric in specs:
-                got = _paired_matrix(rows, groups[(ref, budget)], key, sign)
-                if got is None:
-                    continue
-                D, seeds, labels = got
-                r = paired_bootstrap(D, labels, n_boot=n_boot)
-                per_seed = [macro_mean(d, labels) for d in D]
-                sd = seed_sd(per_seed)
-                mde = detectable_effect(sd, len(seeds))
-                need = seeds_needed(sd, GAP) if len(seeds) > 1 and sd > 0 else None
-                _, lo, hi = mean_ci(per_seed)
-                line = verdict(f"**{label}** ({budget})", ref, r, mde, metric, seed_ci=(lo, hi))
-                if need is not None:
-                    line += f"; seed SD of Δ {sd:.4f}: a {GAP} gap needs ≈{need} seeds"
-                lines.append("- " + line)
+                line = pair_verdict(rows, groups[(ref, budget)], f"**{label}** ({budget})", ref, key, sign, metric,
+                                    n_boot=n_boot)
+                if line:
+                    lines.append("- " + line)
     return lines
 
 
+#: the metrics a ``primary:`` comparison can be declared on
+PRIMARY_METRICS = {"macro": "macro loss over groups", "loss": "per-example loss", "token": "loss per token",
+                   "acc": "rank accuracy (sign flipped: negative = better)"}
+
+
+def primary_lines(rows: Sequence[dict[str, Any]], primary: Any, *, n_boot: int = 2000,
+                  title: str = "Primary comparison") -> list[str]:
+    """The verdict of the comparison declared before the run (``primary:`` or ``control:`` of the
+    config), at every budget both arms ran; a note when they have not both run yet."""
+    groups = arm_groups(rows)
+    a, b = primary.arms
+    name, metric = primary.eval, primary.metric
+    key = f"_acc_per_example:{name}" if metric == "acc" else f"_per_example:{name}"
+    sign = -1.0 if metric == "acc" else 1.0
+    lines = []
+    for (label, budget), g in groups.items():
+        if label != a or (b, budget) not in groups:
+            continue
+        line = pair_verdict(g, groups[(b, budget)], f"**{a}** ({budget})", b, key, sign, PRIMARY_METRICS[metric],
+                            n_boot=n_boot, per_token=metric == "token")
+        if line:
+            lines.append("- " + line)
+    head = f"### {title} (declared in the config before the run): {a} vs {b}, {PRIMARY_METRICS[metric]} on {name}\n"
+    return [head, *(lines or [f"- {a} and {b} have no finished seed in common yet."])]
+
+
 def summary_markdown(rows: Sequence[dict[str, Any]], eval_names: Sequence[str], *, n_boot: int = 2000,
-                     references: Sequence[str] = REFERENCES) -> str:
-    """Means with 95% intervals per label x budget, the paired verdicts, and the pre-check's fit."""
+                     references: Sequence[str] = REFERENCES, primary: Any = None, control: Any = None) -> str:
+    """The positive control and the primary verdict (when declared), means with 95% intervals per
+    label x budget, the paired verdicts (secondary when a primary is declared), and the
+    pre-check's fit."""
     groups = arm_groups(rows)
     if not groups or not eval_names:
         return ""
     out: list[str] = []
+    if control is not None:
+        lines = primary_lines(rows, control, n_boot=n_boot, title="Positive control")
+        shown = any(" beats " in line for line in lines[1:])
+        out += ["", *lines, "", "The control is shown positive: this design can tell a better pick from random."
+                if shown else "**The control is not shown positive: this design cannot yet tell a known-better "
+                "pick from random, so no verdict below is a finding either way.**"]
+    if primary is not None:
+        out += ["", *primary_lines(rows, primary, n_boot=n_boot)]
     for name in eval_names:
         metrics = [m for m in _METRICS if any(f"{m}:{name}" in r for r in rows)]
         head = ["arm group", "budget", "seeds", "n_train", "train tokens"] + [f"{_METRICS[m]}" for m in metrics]
@@ -119,9 +181,13 @@ def summary_markdown(rows: Sequence[dict[str, Any]], eval_names: Sequence[str], 
             out.append("| " + " | ".join(cells) + " |")
         lines = paired_lines(groups, name, n_boot=n_boot, references=references)
         if lines:
+            second = (" Secondary: many pairs are tested here and no correction is made for multiplicity; only "
+                      "the primary comparison above was declared before the run." if primary is not None else "")
             out += ["", f"Paired against the references on {name} (same seeds, same held-out examples; Δ = method − "
                         "reference, lower is better; 95% CI of a bootstrap over seeds and examples, and the "
-                        "t-interval of the per-seed Δ; a win needs both to exclude zero):", "", *lines]
+                        "t-interval of the per-seed Δ; a win needs both to exclude zero; with 3 seeds the "
+                        f"seeds x examples bootstrap is nominal, the t-interval is the guard).{second}", "",
+                    *lines]
         fit = precheck_fit(groups, name)
         if fit:
             out += ["", fit]
@@ -208,4 +274,4 @@ def _interpolate(curve: list[tuple[float, float]], loss: float) -> float:
     return math.inf
 
 
-__all__ = ["arm_groups", "paired_lines", "precheck_fit", "random_equivalent", "summary_markdown"]
+__all__ = ["PRIMARY_METRICS", "arm_groups", "pair_verdict", "paired_lines", "primary_lines", "precheck_fit", "random_equivalent", "summary_markdown"]

@@ -144,7 +144,8 @@ def response_loss(model: Any, tokenizer: Any, data: Dataset, *, max_length: int 
     """Mean per-response-token NLL and perplexity of ``model`` on ``data`` (batched, length-sorted).
 
     With ``per_example``, ``"per_example"`` holds each example's mean NLL (``None`` if dropped),
-    in input order, for paired comparisons and grouped scores.
+    in input order, for paired comparisons and grouped scores, and ``"per_example_tokens"`` its
+    response tokens (the weights of a per-token comparison).
     """
     r = example_logprobs(model, tokenizer, data.examples, max_length=max_length, batch_size=batch_size,
                          progress=progress)
@@ -165,6 +166,7 @@ def response_loss(model: Any, tokenizer: Any, data: Dataset, *, max_length: int 
     }
     if per_example:
         out["per_example"] = [None if x is None else round(x, 6) for x in losses]
+        out["per_example_tokens"] = [None if s is None else int(c) for s, c in zip(r.sums, r.counts)]
     return out
 
 
@@ -237,6 +239,7 @@ def score_dataset(model: Any, tokenizer: Any, data: Dataset, config: EvalConfig,
                         data.path, c.rank_choices)
     if not per_example:
         r.pop("per_example")
+        r.pop("per_example_tokens")
     return r
 
 
