@@ -76,6 +76,9 @@ class SelectJob:
         "raise", yaml=False, group="features",
         help="bad records: stop with an error naming file, line and field (raise) or skip them and report what "
              "was skipped")
+    batch_tokens: int = option(8192, minimum=1, yaml=False, group="features", metavar="N",
+                               help="padded tokens per forward pass of the selector model (more: faster on a GPU, "
+                                    "more memory)")
     progress: bool = option(True, yaml=False, help="show a progress bar", off_help="no progress bar")
     trust_remote_code: bool = option(False, yaml=False, group="features",
                                      help="allow model code from the model folder/hub to run")

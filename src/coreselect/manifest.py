@@ -81,6 +81,7 @@ class FeatureRef:
     score_normalize: str | None = None  # what the coverage was scored in (None: written before it was recorded)
     tokens: int | None = None
     truncated: int | None = None
+    precision: str | None = None  # what the selector model ran in (None: written before it was recorded)
 
     @property
     def scored_with(self) -> str:

@@ -266,9 +266,10 @@ def load_model(
 ) -> tuple[Any, Any]:
     """Load ``(model, tokenizer)`` for inference, in eval mode.
 
-    ``dtype`` is ``"bfloat16"`` (the default: fastest on CPU and GPU), ``"float16"`` or
-    ``"float32"``. ``device`` defaults to CUDA when present. ``progress``: show the bars of a
-    Hub download (see :func:`hf_progress`).
+    ``dtype`` is ``"bfloat16"``, ``"float16"`` or ``"float32"``: callers resolve it by the one
+    policy of :mod:`coreselect.device` (bf16 is fast only where the hardware has it).
+    ``device`` defaults to CUDA when present. ``progress``: show the bars of a Hub download (see
+    :func:`hf_progress`).
     """
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer

@@ -141,7 +141,7 @@ def run_select(job: SelectJob) -> SelectResult:
         if job.features_dir:
             check_store(where, ds, spec, job.features, key)
         store = executor.extract(ds, spec, job.features, where, progress=job.progress,
-                                 trust_remote_code=job.trust_remote_code)
+                                 trust_remote_code=job.trust_remote_code, batch_tokens=job.batch_tokens)
         timings["extract"] = time.perf_counter() - t
         t = time.perf_counter()
         X_scored, coverage, removed = executor.select(selector, store, normalize=job.normalize, dedup=job.dedup,
@@ -187,7 +187,8 @@ def _manifest(job: SelectJob, ds: Dataset, k: int, selector: Any, store: Feature
         features = FeatureRef(sm["config"], str(store.root), sm["key"], sm["dims"],
                               normalize="raw" if selector.wants_raw_features else job.normalize,
                               score_normalize=job.normalize,  # the space score_selection measured
-                              tokens=sm["stats"]["tokens"], truncated=sm["stats"]["truncated"])
+                              tokens=sm["stats"]["tokens"], truncated=sm["stats"]["truncated"],
+                              precision=sm.get("precision"))
     return SelectionManifest(
         version=__version__,
         data=DataRef(str(ds.path), ds.fingerprint, ds.format, ds.container, columns=ds.columns),

@@ -75,12 +75,15 @@ def test_auto_picks_a_kernel_by_size_and_device(monkeypatch):
     monkeypatch.setattr(kk, "kcenter_torch", lambda X, n, f, device, dtype: seen.append((device, dtype))
                         or (np.arange(2), np.zeros(2)))
     monkeypatch.setattr(kcenter, "_cuda", lambda: False)
+    monkeypatch.setattr("coreselect.device._proc_cpuinfo", lambda: "flags: avx2 avx512f avx512_bf16")
     kcenter_greedy(np.zeros((10, 4), dtype=np.float32), 2)  # small: dense
     kcenter_greedy(np.zeros((2, kcenter.HALF_MIN_ENTRIES // 2), dtype=np.float32), 2)  # large, wide: half
     kcenter_greedy(np.zeros((kcenter.HALF_MIN_ENTRIES // 16, 16), dtype=np.float32), 2)  # large, narrow: dense
+    monkeypatch.setattr("coreselect.device._proc_cpuinfo", lambda: "flags: avx2 fma f16c")
+    kcenter_greedy(np.zeros((2, kcenter.HALF_MIN_ENTRIES // 2), dtype=np.float32), 2)  # no bf16 math: dense
     monkeypatch.setattr(kcenter, "_cuda", lambda: True)
     kcenter_greedy(np.zeros((10, 4), dtype=np.float32), 2)
-    assert seen == ["dense", ("cpu", "float16"), "dense", ("cuda", "float32")]
+    assert seen == ["dense", ("cpu", "float16"), "dense", "dense", ("cuda", "float32")]
 
 
 def test_project_dim_runs_on_a_seeded_projection():

@@ -17,8 +17,8 @@ EPILOG = """examples:
 
 
 #: The fields of a select job that extraction uses: the model, the features, bad records, the engine.
-EXTRACT_OPTIONS = ("model", "features", "on_error", "trust_remote_code", "progress", "engine", "ray_address",
-                   "ray_actors")
+EXTRACT_OPTIONS = ("model", "features", "on_error", "trust_remote_code", "batch_tokens", "progress", "engine",
+                   "ray_address", "ray_actors")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -52,7 +52,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         spec = resolve_model(job.model, trust_remote_code=job.trust_remote_code, progress=job.progress)
     store = executor.extract(ds, spec, job.features, args.output, shard_rows=args.shard_rows,
-                             progress=job.progress, trust_remote_code=job.trust_remote_code)
+                             progress=job.progress, trust_remote_code=job.trust_remote_code,
+                             batch_tokens=job.batch_tokens)
     m = store.manifest
     dims = ", ".join(f"{k} ({v})" for k, v in m["dims"].items())
     print(f"{m['n_rows']} examples, {m['stats']['tokens']} tokens -> {store.root}: {dims}")

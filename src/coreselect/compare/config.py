@@ -148,6 +148,8 @@ def selector_json(job: SelectJob) -> dict[str, Any]:
     for later in ("dedup", "budget_tokens"):
         if getattr(job, later) is not None:
             d[later] = getattr(job, later)
+    if "precision" in f.to_json():  # as in the store key: only a precision other than bf16
+        d["precision"] = f.to_json()["precision"]
     return d
 
 
@@ -175,7 +177,8 @@ def selector_mapping(job: SelectJob) -> dict[str, Any]:
     f = job.features
     return {"model": job.model, "features": f.kind, "layers": list(f.layers), "pooling": f.pooling, "span": f.span,
             "max_length": f.max_length, "with_hidden": f.with_hidden, "drop_default_system": f.drop_default_system,
-            "scores": list(f.scores), "normalize": job.normalize, "dedup": job.dedup, "budget_tokens": job.budget_tokens}
+            "scores": list(f.scores), "normalize": job.normalize, "dedup": job.dedup, "budget_tokens": job.budget_tokens,
+            "precision": f.precision, "device": f.device}
 
 
 def _int(where: str, value: Any, *, minimum: int = 0, allow_none: bool = False) -> int | None:

@@ -186,7 +186,17 @@ def shard_function(
         if describe:
             log.info("embedding text with %s", model.name)
         return TextEmbedder(model, config.max_length).extract_shard
-    m, tok = loaded or load_model(model, trust_remote_code=trust_remote_code)
+    if loaded is None:
+        from coreselect.device import describe as describe_device
+        from coreselect.device import resolve_device, torch_dtype_name
+
+        device = resolve_device(config.device)
+        precision = config.resolved_precision()
+        loaded = load_model(model, dtype=torch_dtype_name(precision), device=device,
+                            trust_remote_code=trust_remote_code)
+        if describe:
+            log.info("selector model in %s", describe_device(precision, device))
+    m, tok = loaded
     extractor = ActivationExtractor(m, tok, config)
     if describe:
         template = "chat template" if has_chat_template(tok) else "Alpaca-style prompt (no chat template)"
@@ -271,6 +281,8 @@ def open_store(ds: Dataset, model: ModelSpec, config: FeatureConfig, out_dir: st
         "key": store_key(ds.fingerprint, model, config), "n_rows": len(ds), "shard_rows": shard_rows,
         "data": {"path": str(ds.path), "fingerprint": ds.fingerprint, "format": ds.format},
         "model": model.to_json(), "config": config.to_json(),
+        # what ran (the key holds the precision only when it is not bf16; the device never)
+        "precision": config.resolved_precision(),
     })
 
 

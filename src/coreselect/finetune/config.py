@@ -18,11 +18,12 @@ from typing import Literal
 
 from coreselect.options import check, option
 
-Precision = Literal["auto", "bf16", "fp32"]
+Precision = Literal["auto", "bf16", "fp16", "fp32"]
 
 #: Learning rates when none is given: LoRA adapters train at 10x the rate of full fine-tuning.
 DEFAULT_LR = {True: 2e-4, False: 2e-5}
-_PRECISION_HELP = "auto: bf16 on a GPU or on a CPU with bf16 instructions, else fp32"
+_PRECISION_HELP = ("auto: bf16 on a GPU that has it or on a CPU with bf16 instructions (AVX512-BF16, AMX), else "
+                   "fp32 (fp16 for inference on an older GPU); fp16 training needs a GPU")
 _MODEL_HELP = ("a builtin name (gemma3-270m, smollm2-135m-instruct), a model folder, a .gguf file or a "
                "hub id")
 

@@ -52,7 +52,9 @@ def load_for_eval(model: str | None, *, precision: str = "auto", trust_remote_co
     from coreselect.finetune.train import resolve_precision
     from coreselect.models import load_model, resolve_model
 
-    dtype = "bfloat16" if resolve_precision(precision, training=False) == "bf16" else "float32"
+    from coreselect.device import resolve_device, torch_dtype_name
+
+    dtype = torch_dtype_name(resolve_precision(precision, training=False))
     path = Path(model or "").expanduser()
     if model and (path / "adapter_config.json").is_file():
         from peft import AutoPeftModelForCausalLM
@@ -63,13 +65,12 @@ def load_for_eval(model: str | None, *, precision: str = "auto", trust_remote_co
             tok = AutoTokenizer.from_pretrained(str(path), trust_remote_code=trust_remote_code)
         except (OSError, ValueError, RuntimeError, KeyError) as err:
             raise ModelError(f"{path}: cannot load adapter ({type(err).__name__}: {err})".splitlines()[0]) from None
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-        m.to(device).eval()
+        m.to(resolve_device("auto")).eval()
         if tok.pad_token_id is None:
             tok.pad_token = tok.eos_token
         return m, tok, "lora"
     spec = resolve_model(model, trust_remote_code=trust_remote_code)
-    m, tok = load_model(spec, dtype=dtype, trust_remote_code=trust_remote_code)
+    m, tok = load_model(spec, dtype=dtype, device=resolve_device("auto"), trust_remote_code=trust_remote_code)
     return m, tok, "model"
 
 

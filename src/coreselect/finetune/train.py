@@ -93,31 +93,20 @@ def encode_examples(examples: Sequence[Example], tokenizer: Any, max_length: int
     return Encoded(rows, prompt_format(tokenizer), dropped, truncated, kept)
 
 
-def resolve_precision(precision: Precision, *, training: bool = True) -> str:
-    """Resolve ``auto``: bf16 on a GPU that has it and on a CPU with bf16 instructions, else fp32.
+def resolve_precision(precision: str, *, training: bool = True) -> str:
+    """Resolve ``auto`` by the one policy of :mod:`coreselect.device`: bf16 on a GPU that has it
+    and on a CPU with bf16 instructions, else fp32 (fp16 for inference on an older GPU; training
+    stays fp32 there, fp16 would need loss scaling).
 
     Measured on a 2-core AVX512-BF16 CPU with one free core (``benchmarks/train_speed.py``):
     a LoRA step on response positions took 1.42 s in bf16 against 3.45 s in fp32 (2.4x), and
     ``coreselect train`` ran 8 steps in 76 s against 149 s (final loss 1.908 vs 1.903); an
-    inference forward is 3.4x faster. (Measurements on a heavily oversubscribed machine earlier
-    had shown no gain; ``training`` is kept for callers that want to tell the two apart.)
+    inference forward is 3.4x faster. On a CPU without bf16 instructions bf16 is ~5x slower.
     """
-    import torch
+    from coreselect.device import resolve_precision as resolve
 
-    if precision != "auto":
-        return precision
-    if torch.cuda.is_available():
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
-    return "bf16" if _cpu_has_bf16() else "fp32"
-
-
-def _cpu_has_bf16() -> bool:
-    """Whether the CPU has bf16 matrix instructions (AVX512-BF16 or AMX); unknown counts as no."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
+    resolved = resolve(precision)
+    return "fp32" if training and precision == "auto" and resolved == "fp16" else resolved
 
 
 @dataclass
@@ -135,6 +124,7 @@ def train(data: str | os.PathLike[str] | Dataset, output: str | os.PathLike[str]
     """
     import torch
 
+    from coreselect.device import torch_dtype_name
     from coreselect.models import load_model, resolve_model
 
     config.check()
@@ -148,7 +138,8 @@ def train(data: str | os.PathLike[str] | Dataset, output: str | os.PathLike[str]
             raise OutputExistsError(f"{out}: is a file, expected a folder")
     spec = resolve_model(config.model, trust_remote_code=config.trust_remote_code)
     precision = resolve_precision(config.precision)
-    dtype = "bfloat16" if precision == "bf16" else "float32"
+    # fp16 trains with fp32 weights under autocast (the trainer's loss scaling needs fp32 gradients)
+    dtype = torch_dtype_name("fp32" if precision == "fp16" else precision)
     t0 = time.perf_counter()
     model, tok = load_model(spec, dtype=dtype, trust_remote_code=config.trust_remote_code)
     if not config.lora and precision == "bf16":
@@ -247,7 +238,7 @@ def _build_trainer(model: Any, tok: Any, enc: Encoded, config: TrainConfig, prec
         learning_rate=config.lr, per_device_train_batch_size=config.batch_size,
         gradient_accumulation_steps=config.grad_accum, warmup_steps=config.warmup_ratio,
         lr_scheduler_type="cosine", seed=config.seed, data_seed=config.seed,
-        bf16=precision == "bf16", use_cpu=use_cpu, max_length=None, packing=False,
+        bf16=precision == "bf16", fp16=precision == "fp16", use_cpu=use_cpu, max_length=None, packing=False,
         train_sampling_strategy="group_by_length" if config.group_by_length else "random",
         length_column_name="length", logging_steps=config.logging_steps, **best,
         report_to="none", disable_tqdm=not config.progress, dataloader_num_workers=0,

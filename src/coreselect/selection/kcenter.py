@@ -59,8 +59,8 @@ def kcenter_greedy(
         * ``"pruned"``: NumPy float32 with triangle-inequality pruning; only pays off on
           low-dimensional clustered data (tens of dimensions), never on raw activations.
         * ``"auto"`` (default): ``"torch"`` on CUDA when present (or when ``device`` names a
-          device other than ``"cpu"``); on a CPU ``"half"`` when ``n·d >= 2**20`` and
-          ``d >= 128``, else ``"dense"``.
+          device other than ``"cpu"``); on a CPU with native bf16 instructions (AVX512-BF16,
+          AMX) ``"half"`` when ``n·d >= 2**20`` and ``d >= 128``, else ``"dense"``.
     device : torch device for ``"torch"`` and ``"half"``; default CUDA when present, else CPU.
     block_rows : rows per block of the NumPy dense update.
 
@@ -86,8 +86,13 @@ def kcenter_greedy(
         if device != "cpu":
             algorithm = "torch"
         else:
+            from coreselect.device import cpu_has_bf16
+
             big = X.size >= HALF_MIN_ENTRIES and X.shape[1] >= HALF_MIN_DIM
-            algorithm = "half" if big else "dense"
+            # the float16 copy pays only where the CPU has native low-precision math (the
+            # precision policy of coreselect.device): 2.1x dense's speed with AVX512-BF16,
+            # 0.9x on an AVX2-only CPU (52K clustered rows, side by side)
+            algorithm = "half" if big and cpu_has_bf16() else "dense"
     if algorithm == "half":
         return kk.kcenter_torch(X, n_select, first, device, "float16")
     if algorithm == "dense":
