@@ -7,7 +7,7 @@ import pytest
 from coreselect import device
 from coreselect.errors import ConfigError
 from coreselect.features.config import FeatureConfig
-from finetune.conftest import tiny_model as tiny_model_dir  # noqa: F401
+from finetune.conftest import tiny_model as tiny_model_dir  # noqa: F401, F811
 
 AVX2 = "flags: fpu sse4_2 avx2 fma f16c"
 BF16 = "flags: fpu sse4_2 avx2 avx512f avx512_bf16"
@@ -76,7 +76,7 @@ def test_precision_enters_the_store_key_only_when_not_bf16(cpu):
     assert FeatureConfig(precision="bf16").to_json() == bf16
 
 
-def test_the_extractor_loads_the_model_in_the_resolved_precision(cpu, monkeypatch, tiny_model_dir):
+def test_the_extractor_loads_the_model_in_the_resolved_precision(cpu, monkeypatch, tiny_model_dir):  # noqa: F811
     """select/extract load the selector in fp32 on a CPU without bf16 (they were fixed to bf16)."""
     from coreselect.features import extract
     from coreselect.models import resolve_model

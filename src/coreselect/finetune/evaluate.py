@@ -49,10 +49,9 @@ def load_for_eval(model: str | None, *, precision: str = "auto", trust_remote_co
     import torch
     from transformers import AutoTokenizer
 
+    from coreselect.device import resolve_device, torch_dtype_name
     from coreselect.finetune.train import resolve_precision
     from coreselect.models import load_model, resolve_model
-
-    from coreselect.device import resolve_device, torch_dtype_name
 
     dtype = torch_dtype_name(resolve_precision(precision, training=False))
     path = Path(model or "").expanduser()

@@ -31,7 +31,7 @@ from typing import Any
 from coreselect import __version__
 from coreselect.data import Dataset, Example, load_dataset
 from coreselect.errors import ConfigError, OutputExistsError
-from coreselect.finetune.config import Precision, TrainConfig
+from coreselect.finetune.config import TrainConfig
 from coreselect.output import atomic_write_bytes, check_not_inside
 
 log = logging.getLogger(__name__)
