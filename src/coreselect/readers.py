@@ -151,20 +151,44 @@ def decode(p: Path, data: bytes) -> str:
     return text.removeprefix("\ufeff")
 
 
+def jsonl_lines(text: str) -> list[str]:
+    r"""The lines of JSON Lines text: split on ``\n`` only, a trailing ``\r`` (CRLF) dropped.
+
+    Not ``str.splitlines()``, which also breaks at characters that JSON strings may hold as they
+    are (U+2028, U+2029, U+0085, form feed, ...); a final newline ends the last line.
+
+    >>> jsonl_lines('{"a": "x\u2028y\x85z"}\r\n{"b": 1}\n')
+    ['{"a": "x\u2028y\x85z"}', '{"b": 1}']
+    """
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return [line.removesuffix("\r") for line in lines]
+
+
+#: Raw control characters inside strings are accepted (RFC 8259 wants them escaped, but the
+#: record is unambiguous and Python's own ``json`` reads it with ``strict=False``).
+_DECODER = json.JSONDecoder(strict=False)
+
+
 def read_jsonl(p: Path, text: str) -> tuple[list[tuple[int, Any]], list[str]]:
-    """JSON Lines: one row per non-blank line, an ``_Invalid`` row for a line that is not JSON."""
+    r"""JSON Lines: one row per non-blank line, an ``_Invalid`` row for a line that is not JSON.
+
+    Lines end at ``\n`` alone (:func:`jsonl_lines`), so that a record's line number and its
+    position among the records are the ones every other tool sees.
+    """
     rows: list[tuple[int, Any]] = []
     raw: list[str] = []
-    for n, line in enumerate(text.splitlines(), start=1):
+    for n, line in enumerate(jsonl_lines(text), start=1):
         if not line.strip():
             continue
         try:
-            rows.append((n, json.loads(line)))
+            rows.append((n, _DECODER.decode(line)))
         except (ValueError, RecursionError) as err:
             rows.append((n, _Invalid(DataError(str(p), _json_problem(err), line=n))))
             raw.append("")
             continue
-        raw.append(line.rstrip("\r"))
+        raw.append(line)
     return rows, raw
 
 
@@ -178,7 +202,7 @@ def _json_problem(err: ValueError | RecursionError) -> str:
 
 def read_json_array(p: Path, text: str) -> list[tuple[int, Any]]:
     """A JSON array, each record numbered by the line it starts on (JSON Lines in a .json file are accepted)."""
-    dec = json.JSONDecoder()
+    dec = _DECODER
     pos, line = 0, 1
     n = len(text)
 
@@ -343,4 +367,5 @@ def _sha256_files(files: list[Path]) -> str:
     return "sha256:" + h.hexdigest()
 
 
-__all__ = ["ACCEPTED", "Rows", "container_of", "decode", "read_csv", "read_json_array", "read_jsonl", "read_rows"]
+__all__ = ["ACCEPTED", "Rows", "container_of", "decode", "jsonl_lines", "read_csv", "read_json_array", "read_jsonl",
+           "read_rows"]
