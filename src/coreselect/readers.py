@@ -17,7 +17,8 @@ source                             container  line numbers                     d
 =================================  =========  ===============================  ======================
 
 CSV/TSV cells are text: Alpaca columns (``instruction``, ``input``, ``output``) map directly; a
-``conversations`` or ``messages`` cell holding a JSON list is parsed (and written back as JSON).
+``conversations`` or ``messages`` cell holding a JSON list is parsed (and written back as JSON),
+as is a ``prompt`` or ``completion`` cell holding a JSON list of messages.
 
 Examples
 --------
@@ -49,6 +50,7 @@ BINARY_CONTAINERS = {".parquet": "parquet", ".arrow": "arrow"}
 ACCEPTED = ("expected .jsonl, .json, .parquet, .csv, .tsv or .arrow (text ones optionally .gz), "
             "a save_to_disk folder or a Hugging Face dataset id")
 _CHAT_KEYS = ("conversations", "messages")  # list-valued fields a CSV cell holds as JSON
+_MESSAGE_KEYS = ("prompt", "completion")  # TRL's fields, a CSV cell holds as JSON when conversational
 
 
 class _Invalid(str):
@@ -278,13 +280,15 @@ def read_csv(p: Path, text: str, delimiter: str) -> list[tuple[int, Any]]:
                 rows.append((line, _Invalid(DataError(str(p), problem, line=line))))
                 continue
             rec: dict[str, Any] = dict(zip(header, row))
-            for key in _CHAT_KEYS:
+            for key in (*_CHAT_KEYS, *_MESSAGE_KEYS):
                 v = rec.get(key)
                 if isinstance(v, str) and v.lstrip().startswith("["):
                     try:
-                        rec[key] = json.loads(v)
+                        parsed = json.loads(v)
                     except ValueError:
-                        pass  # left a string: validation says "must be a non-empty list"
+                        continue  # left a string: validation says "must be a non-empty list"
+                    if key in _CHAT_KEYS or (isinstance(parsed, list) and all(isinstance(m, dict) for m in parsed)):
+                        rec[key] = parsed  # a prompt/completion cell: only a list of messages
             rows.append((line, rec))
     except csv.Error as err:
         raise DataError(str(p), f"invalid {'TSV' if delimiter == chr(9) else 'CSV'} ({err})",
