@@ -123,11 +123,11 @@ def run_select(job: SelectJob) -> SelectResult:
     X_scored = coverage = removed = None  # the features the picks are scored on, or the workers' scores
     # the store also holds the per-row scores and stats, and dedup and token budgets read it
     user_features = None
-    if job.features_file is not None:  # the user's own features: no model, no store
+    if job.features_file is not None or job.features_matrix is not None:  # the user's own: no model, no store
         from coreselect.featureset import select_on_file
 
         t = time.perf_counter()
-        X_scored, removed, user_features = select_on_file(job, selector, len(ds))
+        X_scored, removed, user_features = select_on_file(job, selector, ds)
     elif selector.needs_features or selector.needs_scores or job.dedup is not None or job.budget_tokens is not None:
         t = time.perf_counter()
         if job.features.kind == "text":

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal
 
-from coreselect.options import OptionError, check, option
+from coreselect.options import OptionError, check, coerce_fields, option
 
 FeatureKind = Literal["activations", "hidden", "text"]
 Pooling = Literal["mean", "last", "max"]
@@ -69,10 +69,9 @@ class FeatureConfig:
              "needs them turns them on")
 
     def __post_init__(self) -> None:
+        coerce_fields(self)  # layers=15 as (15,), "256" as 256; a wrong type is one OptionError
         if self.layers is None:
             object.__setattr__(self, "layers", DEFAULT_LAYERS.get(self.kind, (15,)))
-        else:
-            object.__setattr__(self, "layers", tuple(self.layers))
         if not self.layers:
             raise OptionError("layers", "--layers", "must name at least one layer")
         object.__setattr__(self, "scores", tuple(self.scores))
