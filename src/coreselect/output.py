@@ -104,7 +104,7 @@ def check_store_folder(folder: Path) -> None:
     """A one-line :class:`OutputError` when a feature store cannot be made at ``folder`` (``-o`` of
     ``extract``): it is a file, or its folder cannot be made or written."""
     if folder.exists() and not folder.is_dir():
-        raise OutputError(f"{folder}: is a file, not a folder (a feature store is a folder)")
+        raise OutputError(f"{folder}: exists and is not a directory")  # as the store says it
     problem = _folder_problem(folder.absolute())
     if problem:
         raise OutputError(f"{folder}: cannot be created or written ({problem})")

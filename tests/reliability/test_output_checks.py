@@ -75,7 +75,7 @@ def test_extract_refuses_an_impossible_store_folder_before_any_work(tmp_path, ca
     (tmp_path / "notes.txt").write_text("mine")
     out = tmp_path / "notes.txt" / ("" if where == "file" else "feats")
     code = main(["-q", "extract", str(GOOD), "-o", str(out), "--no-progress", *NO_MODEL])
-    pattern = (rf"^{tmp_path / 'notes.txt'}: is a file, not a folder \(a feature store is a folder\)$" if where == "file"
+    pattern = (rf"^{tmp_path / 'notes.txt'}: exists and is not a directory$" if where == "file"
                else rf"^{out}: cannot be created or written \({tmp_path / 'notes.txt'} is a file, not a folder\)$")
     assert_one_line_error(code, capsys.readouterr().err, pattern)
     assert (tmp_path / "notes.txt").read_text() == "mine"
