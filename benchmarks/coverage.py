@@ -51,7 +51,7 @@ FEATURE_SETS = {
 
 def sample(path: Path, per_template: int, seed: int, out: Path) -> None:
     by_t: dict[str, list[str]] = defaultdict(list)
-    with gzip.open(path, "rt", encoding="utf-8") as f:
+    with gzip.open(path, "rt", encoding="utf-8", newline="\n") as f:
         for line in f:
             by_t[json.loads(line)["template"]].append(line)
     rng = random.Random(seed)

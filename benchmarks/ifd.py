@@ -54,7 +54,7 @@ ARMS: list[tuple[str, str, dict[str, Any], dict[str, Any]]] = [
 
 
 def alpaca_slice(offset: int, n: int, dst: Path) -> Path:
-    with gzip.open(ALPACA, "rt", encoding="utf-8") as f:
+    with gzip.open(ALPACA, "rt", encoding="utf-8", newline="\n") as f:
         dst.write_text("".join(itertools.islice(f, offset, offset + n)), encoding="utf-8")
     return dst
 

@@ -46,7 +46,7 @@ METHODS = [("facility-location", {}), ("kcenter", {}), ("ltd", {}), ("ltd", {"n_
 def sample(path: Path, per_template: int, seed: int, out: Path) -> None:
     """``per_template`` records of every (task, template), seeded, shuffled."""
     by: dict[tuple[str, str], list[str]] = defaultdict(list)
-    with gzip.open(path, "rt", encoding="utf-8") as f:
+    with gzip.open(path, "rt", encoding="utf-8", newline="\n") as f:
         for line in f:
             r = json.loads(line)
             by[(r["task"], r["template"])].append(line)

@@ -162,3 +162,61 @@ def test_import_coreselect_stays_light():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}).stdout
     assert out.strip() == "[]"
+
+
+# -- issue 19: library calls --------------------------------------------------------------------
+def test_dir_lists_the_lazy_api():
+    names = dir(coreselect)
+    assert {"select", "Selection", "SelectJob", "run_select", "SelectResult", "load_features", "Features",
+            "__version__"} <= set(names)
+    assert all(hasattr(coreselect, n) for n in coreselect.__all__)
+
+
+def test_option_types_are_coerced_or_one_config_error():
+    res = coreselect.select(POOL, ratio="0.25", method="random", layers=15, seed="1")  # numeric strings, an int
+    assert len(res) == 3 and res.manifest.budget.ratio == 0.25
+    from coreselect.features.config import FeatureConfig
+
+    assert FeatureConfig(layers=8).layers == (8,)
+    assert coreselect.SelectJob(ratio=0.1, label_columns="task,template").label_columns == ("task", "template")
+    import numpy as np
+
+    assert coreselect.select(POOL, n=np.int64(2), method="random").manifest.budget.n == 2
+    for kw, pattern in [({"ratio": "a fifth"}, r"^--ratio must be a number, got 'a fifth'$"),
+                        ({"n": 2.5}, r"^--n must be an integer, got 2\.5$"),
+                        ({"n": 2, "layers": "x"}, r"^--layers must be an integer, got 'x'$"),
+                        ({"n": 2, "max_length": [256]}, r"^--max-length must be an integer, got \[256\]$"),
+                        ({"n": 2, "keep_order": "yes"}, r"^--keep-order must be true or false, got 'yes'$")]:
+        with pytest.raises(ConfigError, match=pattern):
+            coreselect.select(POOL, method="random", **kw)
+
+
+def test_features_takes_a_matrix_like_features_file(tmp_path):
+    import numpy as np
+
+    X = np.random.default_rng(0).normal(size=(len(POOL), 6)).astype(np.float32)
+    np.save(tmp_path / "f.npy", X)
+    by_file = coreselect.select(POOL, n=4, features_file=str(tmp_path / "f.npy"))
+    by_matrix = coreselect.select(POOL, n=4, features=X)
+    assert by_matrix.indices == by_file.indices and by_matrix.manifest.features.config == {"kind": "matrix"}
+    torch = pytest.importorskip("torch")
+    assert coreselect.select(POOL, n=4, features=torch.from_numpy(X)).indices == by_file.indices
+    for bad, pattern in [(X[:5], r"^<features>: 5 feature rows for a pool of 12 records"),
+                         (X[:, 0], r"^features must be a numeric 2-D matrix \(one row per record\), got shape \(12,\)"),
+                         (np.array([["a"] * 2] * 12), r"^features must be a numeric 2-D matrix")]:
+        with pytest.raises(ConfigError, match=pattern):
+            coreselect.select(POOL, n=4, features=bad)
+    with pytest.raises(ConfigError, match=r"^features= \(a matrix\) cannot be used with --model"):
+        coreselect.select(POOL, n=4, features=X, model="smollm2-135m-instruct")
+
+
+def test_features_matrix_rows_per_input_record_with_skipped_records():
+    import numpy as np
+
+    pool = [*POOL[:3], {"instruction": "no output"}, *POOL[3:]]  # record 3 is skipped
+    X = np.random.default_rng(0).normal(size=(len(pool), 6)).astype(np.float32)
+    res = coreselect.select(pool, n=len(POOL), features=X, on_error="skip")
+    assert sorted(res.indices) == [i for i in range(len(pool)) if i != 3]
+    valid_rows = np.delete(X, 3, axis=0)  # or a row per valid record
+    assert coreselect.select(pool, n=5, features=valid_rows, on_error="skip").indices == \
+        coreselect.select(pool, n=5, features=X, on_error="skip").indices

@@ -203,3 +203,91 @@ def test_missing_file_and_id_shapes():
         load_dataset("nope.csv")
     with pytest.raises(DataError, match=r"^no/such/dir: file not found$"):
         load_dataset("./no/such/dir")
+
+
+# -- JSON Lines end at \n alone (issue 19) ----------------------------------------------------------
+#: Characters str.splitlines() breaks at that a JSON string may hold as they are.
+LINE_BREAKERS = ["\u2028", "\u2029", "\x85", "\x0c", "\x0b", "\x1c", "\x1d", "\x1e"]
+
+
+def _odd_records(ch: str, n: int = 10) -> list[dict]:
+    return [{"instruction": f"Review {i}:{ch}great film" if i % 3 == 1 else f"Review {i}.",
+             "input": "", "output": f"positive{ch}" if i % 3 == 1 else "negative"} for i in range(n)]
+
+
+def _jsonl(records: list[dict], *, eol: str = "\n") -> str:
+    return "".join(json.dumps(r, ensure_ascii=False) + eol for r in records)
+
+
+@pytest.mark.parametrize("ch", LINE_BREAKERS, ids=[f"U+{ord(c):04X}" for c in LINE_BREAKERS])
+@pytest.mark.parametrize("eol", ["\n", "\r\n"], ids=["lf", "crlf"])
+def test_jsonl_lines_end_at_newline_only(tmp_path, ch, eol):
+    recs = _odd_records(ch)
+    p = tmp_path / "d.jsonl"
+    p.write_bytes(_jsonl(recs, eol=eol).encode())
+    ds = load_dataset(p)
+    assert [e.record for e in ds.examples] == recs
+    assert [e.line for e in ds.examples] == list(range(1, 11))
+    assert [e.source_index for e in ds.examples] == list(range(10))
+    out = tmp_path / "core.jsonl"
+    out.write_bytes(subset_bytes(ds, [1, 4], out))
+    assert out.read_bytes() == _jsonl([recs[1], recs[4]]).encode()  # byte-exact, CRLF dropped
+    assert [e.record for e in load_dataset(out).examples] == [recs[1], recs[4]]
+
+
+@pytest.mark.parametrize("ch", LINE_BREAKERS, ids=[f"U+{ord(c):04X}" for c in LINE_BREAKERS])
+def test_json_array_and_gz_jsonl_keep_odd_characters(tmp_path, ch):
+    recs = _odd_records(ch, 4)
+    (tmp_path / "d.json").write_text(json.dumps(recs, ensure_ascii=False, indent=1), encoding="utf-8")
+    assert [e.record for e in load_dataset(tmp_path / "d.json").examples] == recs
+    (tmp_path / "d.jsonl.gz").write_bytes(gzip.compress(_jsonl(recs).encode()))
+    assert [e.record for e in load_dataset(tmp_path / "d.jsonl.gz").examples] == recs
+
+
+def test_bad_line_number_is_the_files_with_odd_characters(tmp_path):
+    text = _jsonl(_odd_records("\u2028", 4)) + '{"instruction": "x\x85y", "output": \n'
+    (tmp_path / "d.jsonl").write_text(text, encoding="utf-8")
+    with pytest.raises(DataError, match=r"d\.jsonl:5: invalid JSON"):
+        load_dataset(tmp_path / "d.jsonl")
+
+
+def _pool_with_a_bad_line(tmp_path: Path) -> tuple[Path, list[dict], int]:
+    """10 valid records (U+0085, U+2028 and a form feed inside strings) and an invalid line 5."""
+    recs = [{"instruction": f"Review {i}:\x85good{chr(0x2028)}film\x0c", "input": "", "output": f"label {i}"}
+            for i in range(10)]
+    lines = [json.dumps(r, ensure_ascii=False) for r in recs]
+    lines.insert(4, '{"instruction": "broken", ')  # record position 4 of 11
+    p = tmp_path / "imdb.jsonl"
+    p.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return p, recs, 4
+
+
+def test_cli_skip_indices_name_the_records_position_in_the_input(tmp_path, capsys):
+    p, recs, bad = _pool_with_a_bad_line(tmp_path)
+    positions = [*range(bad), None, *range(bad, 10)]  # input position -> valid record (None: the bad line)
+    out = tmp_path / "core.jsonl"
+    assert main(_select(p, out, "--n", "10", "--on-error", "skip")) == 0, capsys.readouterr()[1]
+    m = json.loads((tmp_path / "core.jsonl.manifest.json").read_text())
+    assert m["counts"]["pool"] == 10 and m["counts"]["skipped"] == 1
+    assert m["skipped"] == [f"{p}:5: invalid JSON (Expecting property name enclosed in double quotes at column 27)"]
+    assert sorted(m["indices"]) == [i for i in range(11) if i != bad]  # every index inside the file
+    assert [recs[positions[i]] for i in m["indices"]] == [json.loads(x) for x in out.read_text().split("\n")[:-1]]
+    assert m["lines"] == [i + 1 for i in m["indices"]]
+    # without skipping, on the same records with the bad line removed: indices are 0..9
+    good = tmp_path / "good.jsonl"
+    good.write_text(_jsonl(recs), encoding="utf-8")
+    out2 = tmp_path / "core2.jsonl"
+    assert main(_select(good, out2, "--n", "4")) == 0, capsys.readouterr()[1]
+    m2 = json.loads((tmp_path / "core2.jsonl.manifest.json").read_text())
+    assert [recs[i] for i in m2["indices"]] == [json.loads(x) for x in out2.read_text().split("\n")[:-1]]
+
+
+def test_api_skip_indices_name_the_records_position_in_the_input(tmp_path):
+    import coreselect
+
+    p, recs, bad = _pool_with_a_bad_line(tmp_path)
+    res = coreselect.select(p, n=10, method="random", on_error="skip")
+    assert sorted(res.indices) == [i for i in range(11) if i != bad]
+    records = [json.loads(x) if i != bad else None for i, x in enumerate(p.read_text().split("\n")[:-1])]
+    assert res.subset == [records[i] for i in res.indices]
+    assert res.manifest.indices == res.indices

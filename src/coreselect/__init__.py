@@ -28,6 +28,10 @@ os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "64")
 __all__ = ["Features", "SelectJob", "SelectResult", "Selection", "__version__", "load_features", "run_select", "select"]
 
 
+def __dir__() -> list[str]:  # the lazy names too, so that dir() and tab completion list the API
+    return sorted({*__all__, *(n for n in globals() if n.startswith("__"))})
+
+
 def __getattr__(name: str):  # lazy: importing coreselect stays cheap (no torch)
     if name == "SelectJob":
         from coreselect.job import SelectJob

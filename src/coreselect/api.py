@@ -8,7 +8,9 @@
 
 ``data`` is a ``datasets.Dataset``, a pandas ``DataFrame``, a list of dicts, a path or a Hugging
 Face dataset id (:mod:`coreselect.sources`); ``columns`` maps fields named otherwise
-(``{"instruction": "prompt", "output": "completion"}``); every other option is a field of
+(``{"instruction": "prompt", "output": "completion"}``); ``features`` is a kind (``"hidden"``)
+or your own feature matrix (a numpy array or torch tensor, one row per record, in input order:
+no model runs, as with ``--features-file``); every other option is a field of
 :class:`~coreselect.job.SelectJob` (``model``, ``seed``, ``keep_order``, ``work_dir``, ...) or of
 :class:`~coreselect.features.config.FeatureConfig` (``layers``, ``pooling``, ...). Nothing is
 written unless ``output=`` names a file (its format follows its extension, a manifest beside it);
@@ -106,18 +108,25 @@ def _subset(data: Any, kind: str, ds: Dataset, rows: list[int], indices: list[in
     return [ds.examples[r].record for r in rows]
 
 
+def _is_matrix(value: Any) -> bool:
+    """Whether ``features=`` is a feature matrix (an array, a tensor, nested lists), not a kind."""
+    return hasattr(value, "shape") or hasattr(value, "__array__") or isinstance(value, (list, tuple))
+
+
 def _job_options(options: dict[str, Any]) -> dict[str, Any]:
     """``options`` as SelectJob keywords: FeatureConfig fields gathered into ``features``;
     an unknown name is one :class:`ConfigError` naming the closest known one."""
     from coreselect.features.config import FeatureConfig
     from coreselect.job import SelectJob
 
-    job_names = [f.name for f in dataclasses.fields(SelectJob) if f.name not in _OWN]
+    job_names = [f.name for f in dataclasses.fields(SelectJob) if f.name not in (*_OWN, "features_matrix")]
     feature_names = [f.name for f in dataclasses.fields(FeatureConfig) if f.name != "kind"]
     job_opts: dict[str, Any] = {}
     feature_opts: dict[str, Any] = {}
     for name, value in options.items():
-        if name in job_names:
+        if name == "features" and _is_matrix(value):  # the user's own features, one row per record
+            job_opts["features_matrix"] = value
+        elif name in job_names:
             job_opts[name] = value
         elif name in feature_names:
             feature_opts[name] = value

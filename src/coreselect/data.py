@@ -7,9 +7,13 @@ Parquet, CSV/TSV, Arrow, ``save_to_disk`` folders and Hugging Face dataset ids;
 * Alpaca: ``{"instruction", "input" (optional), "output"}``
 * ShareGPT: ``{"conversations": [{"from": "human"|"gpt"|"system", "value": ...}, ...]}``
 * chat messages: ``{"messages": [{"role": "user"|"assistant"|"system", "content": ...}, ...]}``
+  (``conversations`` may hold such ``role``/``content`` turns too, as Unsloth writes them)
+* TRL's prompt-completion: ``{"prompt": ..., "completion": ...}``, two strings or two lists of
+  ``role``/``content`` messages (see :mod:`coreselect.formats`)
 
-Fields named otherwise are mapped with ``columns={"instruction": "prompt", ...}`` (coreselect's
-name -> yours); errors then name your field. Every record becomes an :class:`Example` holding
+Fields named otherwise are mapped with ``columns={"instruction": "question", ...}`` (coreselect's
+name -> yours); errors then name your field, and records in no known format are refused once,
+naming the fields found and the mapping that would read them. Every record becomes an :class:`Example` holding
 normalised chat ``messages`` and the original record untouched, so that export
 (:mod:`coreselect.output`) writes back exactly what came in. Bad records are all found in one
 pass: :class:`~coreselect.errors.BadRecordsError` lists the first :data:`MAX_LISTED`.
@@ -28,21 +32,17 @@ from pathlib import Path
 from typing import Any, Literal
 
 from coreselect.errors import BadRecordsError, ConfigError, DataError
+from coreselect.formats import Format, UnknownFormat, parse, unknown_format
 from coreselect.readers import Rows, _Invalid, read_rows
 
 log = logging.getLogger(__name__)
 
-Format = Literal["alpaca", "sharegpt", "messages"]
 #: Where the records came from (see :mod:`coreselect.readers`); ``memory`` for in-memory records.
 Container = Literal["jsonl", "json", "parquet", "csv", "tsv", "arrow", "disk", "hub", "memory"]
 #: How many bad records one error lists (all are counted).
 MAX_LISTED = 20
 #: The record fields ``columns=`` can map to a differently named field.
 FIELDS = ("instruction", "input", "output", "system", "conversations", "messages")
-
-_SHAREGPT_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant",
-                   "system": "system", "chatgpt": "assistant", "bing": "assistant", "bard": "assistant"}
-_CHAT_ROLES = {"user", "assistant", "system"}
 
 
 @dataclass(frozen=True)
@@ -193,17 +193,20 @@ def _build(name: str, src: Rows, on_error: str, columns: dict[str, str],
     keep_lines: list[str] = []
     seen: dict[tuple[tuple[str, str], ...], int] = {}  # conversation -> its first line
     dup_example = ""
+    unknown: list[tuple[int, Any]] = []  # records in no known format: said once when no record is in one
     for i, (line, rec) in enumerate(src.rows):
         err: DataError | None = rec.error if isinstance(rec, _Invalid) else None
         if err is None:
             view = _view(rec, columns)
             try:
-                rec_fmt = _detect(p, line, view)
+                rec_fmt, messages = parse(p, line, view)
                 if fmt is None:
                     fmt = rec_fmt
                 elif rec_fmt != fmt:
                     raise DataError(str(p), f"{rec_fmt} record after {fmt} records (mixed formats)", line=line)
-                messages = _PARSERS[rec_fmt](p, line, view)
+            except UnknownFormat as e:
+                unknown.append((line, rec))
+                err = e
             except DataError as e:
                 err = _their_field(e, columns)
         if err is not None:
@@ -223,6 +226,9 @@ def _build(name: str, src: Rows, on_error: str, columns: dict[str, str],
         ds.examples.append(Example(len(ds.examples), messages, rec, line, i))
         if src.raw_lines is not None:
             keep_lines.append(src.raw_lines[i])
+    if unknown and not ds.examples:  # not one line per record: the fields and the mapping, once
+        err = unknown_format(p, unknown[0][0], [r for _, r in unknown[:20]])
+        raise locate(err) if locate else err
     if bad:
         raise BadRecordsError(bad, total=n_bad)
     if not ds.examples:
@@ -238,10 +244,15 @@ def _build(name: str, src: Rows, on_error: str, columns: dict[str, str],
 
 
 def _view(rec: Any, columns: dict[str, str]) -> Any:
-    """The record as the parsers read it: each mapped field under coreselect's name."""
+    """The record as the parsers read it: each mapped field under coreselect's name (only).
+
+    >>> _view({"conversations": [], "id": 1}, {"messages": "conversations"})
+    {'id': 1, 'messages': []}
+    """
     if not columns or not isinstance(rec, dict):
         return rec
-    view = {k: v for k, v in rec.items() if k not in columns}
+    mapped = set(columns) | set(columns.values())  # a mapped field is read under coreselect's name only
+    view = {k: v for k, v in rec.items() if k not in mapped}
     for ours, theirs in columns.items():
         if theirs in rec:
             view[ours] = rec[theirs]
@@ -274,91 +285,3 @@ def _jsonable(obj: Any) -> Any:
     if hasattr(obj, "isoformat"):
         return obj.isoformat()
     raise TypeError(f"a {type(obj).__name__} is not JSON")
-
-
-def _detect(p: Path, line: int, rec: Any) -> Format:
-    if not isinstance(rec, dict):
-        raise DataError(str(p), f"record is a JSON {_json_type(rec)}, expected an object", line=line)
-    if "conversations" in rec:
-        return "sharegpt"
-    if "messages" in rec:
-        return "messages"
-    if "instruction" in rec or "output" in rec:
-        return "alpaca"
-    raise DataError(str(p), "unknown record format (expected instruction/output, conversations "
-                    "or messages)", line=line)
-
-
-def _text(p: Path, line: int, rec: dict, key: str, *, required: bool = True, where: str = "") -> str:
-    name = where + key
-    if key not in rec:
-        if required:
-            raise DataError(str(p), "missing", line=line, field=name)
-        return ""
-    v = rec[key]
-    if v is None:
-        if required:
-            raise DataError(str(p), "is null", line=line, field=name)
-        return ""
-    if not isinstance(v, str):
-        raise DataError(str(p), f"must be a string, got a JSON {_json_type(v)}", line=line, field=name)
-    try:
-        v.encode("utf-8")
-    except UnicodeEncodeError:
-        raise DataError(str(p), "holds an invalid \\u escape (a lone surrogate)", line=line, field=name) from None
-    return v
-
-
-def _json_type(v: Any) -> str:
-    if v is None:
-        return "null"
-    if isinstance(v, bool):
-        return "boolean"
-    return {dict: "object", list: "array", str: "string", int: "number", float: "number"}.get(
-        type(v), type(v).__name__)
-
-
-def _alpaca(p: Path, line: int, rec: dict) -> tuple[tuple[str, str], ...]:
-    instruction = _text(p, line, rec, "instruction")
-    inp = _text(p, line, rec, "input", required=False)
-    output = _text(p, line, rec, "output")
-    if not instruction.strip() and not inp.strip():
-        raise DataError(str(p), "is empty", line=line, field="instruction")
-    if not output.strip():
-        raise DataError(str(p), "is empty", line=line, field="output")
-    user = f"{instruction}\n\n{inp}" if inp.strip() else instruction
-    msgs = [("user", user), ("assistant", output)]
-    system = rec.get("system")
-    if isinstance(system, str) and system.strip():
-        msgs.insert(0, ("system", system))
-    return tuple(msgs)
-
-
-def _turns(p: Path, line: int, rec: dict, key: str, role_key: str, text_key: str,
-           roles: dict[str, str]) -> tuple[tuple[str, str], ...]:
-    turns = rec[key]
-    if not isinstance(turns, list) or not turns:
-        raise DataError(str(p), "must be a non-empty list", line=line, field=key)
-    out = []
-    for j, t in enumerate(turns):
-        where = f"{key}[{j}]."
-        if not isinstance(t, dict):
-            raise DataError(str(p), "must be an object", line=line, field=f"{key}[{j}]")
-        role = _text(p, line, t, role_key, where=where)
-        if role not in roles:
-            raise DataError(str(p), f"unknown role {role!r} (expected one of {', '.join(sorted(roles))})",
-                            line=line, field=where + role_key)
-        out.append((roles[role], _text(p, line, t, text_key, where=where)))
-    if not any(r == "assistant" and c.strip() for r, c in out):
-        raise DataError(str(p), "no non-empty assistant turn", line=line, field=key)
-    if not any(r == "user" and c.strip() for r, c in out):
-        raise DataError(str(p), "no non-empty user turn", line=line, field=key)
-    return tuple(out)
-
-
-_PARSERS = {
-    "alpaca": _alpaca,
-    "sharegpt": lambda p, n, r: _turns(p, n, r, "conversations", "from", "value", _SHAREGPT_ROLES),
-    "messages": lambda p, n, r: _turns(p, n, r, "messages", "role", "content",
-                                       {k: k for k in _CHAT_ROLES}),
-}

@@ -77,5 +77,9 @@ class StoreError(CoreselectError):
     """A feature store is missing, incomplete or does not match the data."""
 
 
-class OutputExistsError(CoreselectError):
+class OutputError(CoreselectError):
+    """An output that cannot be written: an unknown type, a folder that cannot be made or written."""
+
+
+class OutputExistsError(OutputError):
     """Refusing to overwrite an existing file without ``--overwrite``."""

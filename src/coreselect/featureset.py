@@ -5,7 +5,7 @@ let one stage use another's store.
   columns) of a selection manifest, a feature store (``coreselect extract -o DIR``) or a
   ``.npy``/``.safetensors`` file.
 * :func:`read_features_file` reads the features a user brings, :func:`select_on_file` selects on
-  them (``select --features-file``).
+  them (``select --features-file``, or a matrix: ``coreselect.select(data, features=X)``).
 * :func:`store_mismatch` says in one line why a store does not hold the features of a data x
   model x feature options run (``select --features-dir``); :func:`check_store_data` why it does
   not hold features of a selection's data (``score``/``report --features-dir``).
@@ -104,19 +104,62 @@ def read_features_file(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
     return groups
 
 
-def select_on_file(job: Any, selector: Any, n_pool: int) -> tuple[np.ndarray, int | None, FeatureRef]:
-    """Fit ``selector`` on the features of ``job.features_file`` (``select --features-file``):
+def features_matrix(value: Any) -> np.ndarray:
+    """An in-memory feature matrix (a numpy array, a torch tensor on any device, nested lists) as
+    a 2-D numeric array; one-line :class:`ConfigError` otherwise.
+
+    >>> features_matrix([[1, 2], [3, 4]]).shape
+    (2, 2)
+    >>> features_matrix(np.ones(3))
+    Traceback (most recent call last):
+    ...
+    coreselect.errors.ConfigError: features must be a numeric 2-D matrix (one row per record), got shape (3,) and dtype float64
+    """
+    if hasattr(value, "detach") and hasattr(value, "cpu"):  # a torch tensor (bf16 has no numpy dtype)
+        value = value.detach().cpu()
+        value = (value.float() if value.is_floating_point() else value).numpy()
+    try:
+        a = np.asarray(value)
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"features must be a numeric 2-D matrix (one row per record), got {type(value).__name__} "
+                          f"({err})") from None
+    if a.ndim != 2 or not np.issubdtype(a.dtype, np.number):
+        raise ConfigError(f"features must be a numeric 2-D matrix (one row per record), got shape {a.shape} and "
+                          f"dtype {a.dtype}")
+    return a
+
+
+def select_on_file(job: Any, selector: Any, ds: Dataset) -> tuple[np.ndarray, int | None, FeatureRef]:
+    """Fit ``selector`` on the user's features: ``job.features_matrix`` (the library's
+    ``features=`` matrix) or the file ``job.features_file`` (``select --features-file``),
     normalised as ``job.normalize`` says (raw for a method that wants raw activations), after
-    ``job.dedup``. Returns the prepared matrix the picks are scored on, the near-duplicates
-    removed (None without ``dedup``) and the manifest's record of the features."""
+    ``job.dedup``. One row per record in input order: with ``--on-error skip``, either one per
+    valid record or one per input record (the skipped ones' rows are then left out). Returns the
+    prepared matrix the picks are scored on, the near-duplicates removed (None without
+    ``dedup``) and the manifest's record of the features."""
     import hashlib
 
     from coreselect.features.transform import prepare_features, raw_features
     from coreselect.manifest import FeatureRef
 
-    path = Path(job.features_file)
-    groups = read_features_file(path)
-    check_rows(next(iter(groups.values())).shape[0], n_pool, str(path))
+    h = hashlib.sha256()
+    if job.features_matrix is not None:
+        source, kind = "<features>", {"kind": "matrix"}
+        groups = {"matrix": features_matrix(job.features_matrix)}
+        h.update(np.ascontiguousarray(groups["matrix"]).tobytes())
+    else:
+        path = Path(job.features_file)
+        source, kind = str(path), {"kind": "file", "path": str(path)}
+        groups = read_features_file(path)
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 22), b""):
+                h.update(block)
+    n_rows = next(iter(groups.values())).shape[0]
+    if ds.skipped and n_rows == len(ds) + len(ds.skipped):  # a row for each input record: keep the valid ones'
+        keep = np.array([e.source_index for e in ds.examples])
+        groups = {k: np.asarray(a)[keep] for k, a in groups.items()}
+    else:
+        check_rows(n_rows, len(ds), source)
     X = prepare_features(groups, normalize=job.normalize)
     X_fit = raw_features(groups) if selector.wants_raw_features else X
     removed = None
@@ -126,13 +169,8 @@ def select_on_file(job: Any, selector: Any, n_pool: int) -> tuple[np.ndarray, in
         removed = fit_deduplicated(selector, X, X_fit, job.dedup)
     else:
         selector.fit(X_fit)
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            h.update(block)
-    log.info("selected on %s: %d rows x %d dims", path, X.shape[0], X.shape[1])
-    ref = FeatureRef({"kind": "file", "path": str(path)}, str(path), f"sha256:{h.hexdigest()}",
-                     {k: int(a.shape[1]) for k, a in groups.items()},
+    log.info("selected on %s: %d rows x %d dims", source, X.shape[0], X.shape[1])
+    ref = FeatureRef(kind, source, f"sha256:{h.hexdigest()}", {k: int(a.shape[1]) for k, a in groups.items()},
                      normalize="raw" if selector.wants_raw_features else job.normalize, score_normalize=job.normalize)
     return X, removed, ref
 
@@ -254,5 +292,6 @@ def load_features(source: str | os.PathLike[str] | SelectionManifest | FeatureSt
                     labels=labels, store=store)
 
 
-__all__ = ["FEATURE_FILE_TYPES", "Features", "check_rows", "check_store_data", "labels_of", "load_features",
+__all__ = ["FEATURE_FILE_TYPES", "Features", "check_rows", "check_store_data", "features_matrix", "labels_of",
+           "load_features",
            "read_features_file", "select_on_file", "store_mismatch"]

@@ -70,6 +70,10 @@ class SelectJob:
         None, yaml=False, metavar="FILE",
         help="select on your own features: a .npy or .safetensors file of one row per record, in input order "
              "(no model runs; normalised as --normalize says)")
+    features_matrix: Any = option(
+        None, cli=False, yaml=False,
+        help="select on your own features held in memory: a 2-D array or tensor of one row per record, in input "
+             "order (the library's select(data, features=X)); as --features-file otherwise")
     keep_order: bool = option(False, yaml=False, help="write the core set in input order (default: selection order)")
     overwrite: bool = option(False, yaml=False, help="replace an existing output file")
     on_error: Literal["raise", "skip"] = option(
@@ -104,20 +108,26 @@ class SelectJob:
         if isinstance(self.features, str):  # SelectJob(features="text"): a kind names the default FeatureConfig
             self.features = FeatureConfig(kind=self.features)  # type: ignore[arg-type]
         elif not isinstance(self.features, FeatureConfig):
-            raise ConfigError("features must be a FeatureConfig or a kind (activations, hidden, text), "
-                              f"got {type(self.features).__name__}")
-        self.label_columns = tuple(self.label_columns)
-        check(self)
+            raise ConfigError("features must be a FeatureConfig or a kind (activations, hidden, text) (in select(): "
+                              f"or your own feature matrix), got {type(self.features).__name__}")
+        check(self)  # types first: ratio="0.2" is 0.2, label_columns="task,template" two columns
         self.features = resolve_features(self.features, self.method)
         if self.engine != "ray" and (self.ray_address is not None or self.ray_actors is not None):
             raise ConfigError("--ray-address and --ray-actors need --engine ray")
-        if self.features_file is not None:
+        if self.features_matrix is not None:  # checked now, before any data is read
+            from coreselect.featureset import features_matrix
+
+            self.features_matrix = features_matrix(self.features_matrix)
+        if self.features_file is not None and self.features_matrix is not None:
+            raise ConfigError("give features= (a matrix) or --features-file, not both")
+        if self.features_file is not None or self.features_matrix is not None:
             clash = [f for f, v in (("--features-dir", self.features_dir), ("--model", self.model),
                                     ("--budget-tokens", self.budget_tokens)) if v is not None]
             if clash or self.engine != "local" or self.features.scores:
                 what = clash[0] if clash else ("--engine ray" if self.engine != "local" else
                                                f"method {self.method!r} (it reads the selector LM's scores)")
-                raise ConfigError(f"--features-file cannot be used with {what}: the features are yours, no model runs")
+                given = "--features-file" if self.features_file is not None else "features= (a matrix)"
+                raise ConfigError(f"{given} cannot be used with {what}: the features are yours, no model runs")
 
 
 def resolve_features(features: FeatureConfig, method: str) -> FeatureConfig:

@@ -29,6 +29,8 @@ import difflib
 import functools
 import json
 import math
+import numbers
+import os
 import types
 import typing
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -165,16 +167,50 @@ def coerce(value: Any, tp: Any, *, text: bool = False) -> Any:
                 return tp(value)
             except ValueError:
                 raise ValueError(f"expected {what}, got {value!r}") from None
-        if isinstance(value, bool) or not isinstance(value, int if tp is int else (int, float)):
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral if tp is int else numbers.Real):
             raise ValueError(f"expected {what}, got {value!r}")
+        if type(value) not in (int, float):  # numpy scalars as Python numbers
+            return int(value) if isinstance(value, numbers.Integral) else float(value)
         return value  # an int stays an int (1 == 1.0): stage keys hash the options as given
     if tp is str and not isinstance(value, str):
         raise ValueError(f"expected a string, got {_kind(value)}")
     return value
 
 
+def coerce_fields(obj: Any) -> None:
+    """Set each option of ``obj`` (a dataclass, frozen or not) to its value as its type
+    (:func:`coerce`, numeric strings parsed: ``"0.2"`` as ``0.2``, ``15`` as ``(15,)`` for a tuple);
+    a value of the wrong type is one :class:`OptionError`, never a ``TypeError`` later on.
+    Options neither on the CLI nor in YAML (``data``, ``output``) are left as given.
+
+    >>> from coreselect.features.config import FeatureConfig
+    >>> FeatureConfig(layers=8).layers
+    (8,)
+    >>> FeatureConfig(max_length=[256])
+    Traceback (most recent call last):
+    ...
+    coreselect.options.OptionError: --max-length must be an integer, got [256]
+    """
+    for s in _specs(type(obj)):
+        v = getattr(obj, s.field.name)
+        if s.opt.flatten or (not s.opt.cli and not s.opt.yaml) or v is None or v in s.opt.allowed:
+            continue
+        if s.type is str or (typing.get_origin(s.type) in (Union, types.UnionType) and str in typing.get_args(s.type)):
+            if isinstance(v, os.PathLike):
+                v = os.fspath(v)  # a path where a path name goes
+        try:
+            new = coerce(v, s.type, text=isinstance(v, str))
+        except ValueError as err:
+            problem = str(err)
+            raise OptionError(s.key, s.flags[-1], "must be " + problem[len("expected "):]
+                              if problem.startswith("expected ") else problem) from None
+        if new is not v:
+            object.__setattr__(obj, s.field.name, new)
+
+
 def check(obj: Any) -> None:
-    """Raise :class:`OptionError` for a value outside its choices or bounds.
+    """Raise :class:`OptionError` for a value of the wrong type (:func:`coerce_fields`) or outside
+    its choices or bounds.
 
     Examples
     --------
@@ -184,6 +220,7 @@ def check(obj: Any) -> None:
     ...
     coreselect.options.OptionError: --batch-size must be at least 1, got 0
     """
+    coerce_fields(obj)
     for s in _specs(type(obj)):
         v = getattr(obj, s.field.name)
         if s.opt.flatten or v is None or v in s.opt.allowed:
@@ -394,5 +431,5 @@ def describe(cls: type) -> list[dict[str, Any]]:
              "help": _help(s)} for nested, s in _walk(cls)]
 
 
-__all__ = ["Option", "OptionError", "add_arguments", "as_mapping", "check", "check_keys", "coerce",
+__all__ = ["Option", "OptionError", "add_arguments", "as_mapping", "check", "check_keys", "coerce", "coerce_fields",
            "describe", "from_args", "from_mapping", "key_values", "option"]

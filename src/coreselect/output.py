@@ -1,4 +1,5 @@
-"""Writing outputs safely: never half-written, never over what the user had, in the input's format."""
+"""Writing outputs safely: never half-written, never over what the user had, in the format the
+output's name says (the input's by default); every check runs before any work."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from coreselect.data import Dataset
-from coreselect.errors import OutputExistsError
+from coreselect.errors import OutputError, OutputExistsError
 
 
 def same_file(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
@@ -46,12 +47,67 @@ def check_not_inside(folder: Path, inputs: Sequence[str | os.PathLike[str]]) -> 
 
 
 def check_writable(path: Path, overwrite: bool, inputs: Sequence[str | os.PathLike[str]] = ()) -> None:
-    """Refuse to clobber an existing file unless asked to, and an input file always."""
+    """Refuse to clobber an existing file unless asked to, and an input file always; refuse a
+    file whose folder cannot be made or written (:func:`check_folder`)."""
     check_not_input(path, inputs)
     if path.exists() and not overwrite:
         raise OutputExistsError(f"{path}: already exists (pass --overwrite to replace it)")
     if path.is_dir():
         raise OutputExistsError(f"{path}: is a directory")
+    check_folder(path)
+
+
+def check_folder(path: Path) -> None:
+    """A one-line :class:`OutputError` when ``path`` cannot be written: a folder on its way is a
+    file, or the nearest existing folder (where the missing ones would be made) is not writable.
+    Nothing is created.
+
+    >>> check_folder(Path(__file__) / "core.jsonl")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    coreselect.errors.OutputError: .../output.py/core.jsonl: cannot be written (.../output.py is a file, not a folder)
+    """
+    problem = _folder_problem(path.absolute().parent)
+    if problem:
+        raise OutputError(f"{path}: cannot be written ({problem})")
+
+
+def _folder_problem(folder: Path) -> str | None:
+    """Why files cannot be written in ``folder`` (made when missing), or None."""
+    while not folder.exists() and folder.parent != folder:  # the missing folders are made on write
+        folder = folder.parent
+    if not folder.is_dir():
+        return f"{folder} is a file, not a folder"
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return f"no permission to write in {folder}"
+    return None
+
+
+def check_output_name(out: Path, expected: str) -> None:
+    """A one-line :class:`OutputError` unless ``out``'s name ends in a type export writes;
+    ``expected`` is the input's (``.jsonl``), named first. Checked before any work.
+
+    >>> check_output_name(Path("core.txt"), ".jsonl")
+    Traceback (most recent call last):
+    ...
+    coreselect.errors.OutputError: core.txt: unknown output type (expected .jsonl like the input, or .json, .parquet, .csv, .tsv, .arrow; text ones optionally .gz)
+    """
+    from coreselect.readers import container_of
+
+    if container_of(out.name) is None:
+        others = [e for e in (".jsonl", ".json", ".parquet", ".csv", ".tsv", ".arrow") if e != expected.removesuffix(".gz")]
+        raise OutputError(f"{out}: unknown output type (expected {expected} like the input, or {', '.join(others)}; "
+                          "text ones optionally .gz)")
+
+
+def check_store_folder(folder: Path) -> None:
+    """A one-line :class:`OutputError` when a feature store cannot be made at ``folder`` (``-o`` of
+    ``extract``): it is a file, or its folder cannot be made or written."""
+    if folder.exists() and not folder.is_dir():
+        raise OutputError(f"{folder}: exists and is not a directory")  # as the store says it
+    problem = _folder_problem(folder.absolute())
+    if problem:
+        raise OutputError(f"{folder}: cannot be created or written ({problem})")
 
 
 @functools.cache
@@ -83,7 +139,8 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 
 def output_container(out: Path) -> tuple[str, bool]:
     """``(container, gzipped)`` that ``-o out`` is written in, from its name like the readers'
-    (:func:`coreselect.readers.container_of`); any other name gets JSON Lines.
+    (:func:`coreselect.readers.container_of`); any other name gets JSON Lines (``select`` refuses
+    one first: :func:`check_output_name`).
 
     >>> output_container(Path("core.csv.gz")), output_container(Path("core.arrow")), output_container(Path("core.txt"))
     (('csv', True), ('arrow', False), ('jsonl', False))

@@ -28,7 +28,7 @@ from coreselect.errors import ConfigError, StoreError
 from coreselect.job import SelectJob
 from coreselect.manifest import Budget, Counts, DataRef, FeatureRef, MethodRef, SelectionManifest
 from coreselect.models import cache_dir, resolve_model
-from coreselect.output import atomic_write_bytes, check_writable, subset_bytes
+from coreselect.output import atomic_write_bytes, check_output_name, check_writable, subset_bytes
 from coreselect.score import label_scores, score_selection
 from coreselect.selection import make_selector
 from coreselect.sources import load_data
@@ -110,7 +110,8 @@ def run_select(job: SelectJob) -> SelectResult:
     k = resolve_budget(len(ds), job.ratio, job.n, job.budget_tokens)
     out = Path(job.output) if job.output else Path(_default_name(ds))
     manifest_path = out.with_name(out.name + ".manifest.json")
-    check_writable(out, job.overwrite, inputs=[ds.path])
+    check_output_name(out, _default_name(ds).removeprefix("core"))  # core.txt: an error, not JSON Lines
+    check_writable(out, job.overwrite, inputs=[ds.path])  # and its folder: before any work
     check_writable(manifest_path, job.overwrite, inputs=[ds.path])
     selector = make_selector(job.method, n_select=k, random_state=job.seed, **job.method_params)
     if job.engine not in ("local", "ray"):
@@ -123,11 +124,11 @@ def run_select(job: SelectJob) -> SelectResult:
     X_scored = coverage = removed = None  # the features the picks are scored on, or the workers' scores
     # the store also holds the per-row scores and stats, and dedup and token budgets read it
     user_features = None
-    if job.features_file is not None:  # the user's own features: no model, no store
+    if job.features_file is not None or job.features_matrix is not None:  # the user's own: no model, no store
         from coreselect.featureset import select_on_file
 
         t = time.perf_counter()
-        X_scored, removed, user_features = select_on_file(job, selector, len(ds))
+        X_scored, removed, user_features = select_on_file(job, selector, ds)
     elif selector.needs_features or selector.needs_scores or job.dedup is not None or job.budget_tokens is not None:
         t = time.perf_counter()
         if job.features.kind == "text":

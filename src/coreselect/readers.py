@@ -17,7 +17,8 @@ source                             container  line numbers                     d
 =================================  =========  ===============================  ======================
 
 CSV/TSV cells are text: Alpaca columns (``instruction``, ``input``, ``output``) map directly; a
-``conversations`` or ``messages`` cell holding a JSON list is parsed (and written back as JSON).
+``conversations`` or ``messages`` cell holding a JSON list is parsed (and written back as JSON),
+as is a ``prompt`` or ``completion`` cell holding a JSON list of messages.
 
 Examples
 --------
@@ -49,6 +50,7 @@ BINARY_CONTAINERS = {".parquet": "parquet", ".arrow": "arrow"}
 ACCEPTED = ("expected .jsonl, .json, .parquet, .csv, .tsv or .arrow (text ones optionally .gz), "
             "a save_to_disk folder or a Hugging Face dataset id")
 _CHAT_KEYS = ("conversations", "messages")  # list-valued fields a CSV cell holds as JSON
+_MESSAGE_KEYS = ("prompt", "completion")  # TRL's fields, a CSV cell holds as JSON when conversational
 
 
 class _Invalid(str):
@@ -151,20 +153,44 @@ def decode(p: Path, data: bytes) -> str:
     return text.removeprefix("\ufeff")
 
 
+def jsonl_lines(text: str) -> list[str]:
+    r"""The lines of JSON Lines text: split on ``\n`` only, a trailing ``\r`` (CRLF) dropped.
+
+    Not ``str.splitlines()``, which also breaks at characters that JSON strings may hold as they
+    are (U+2028, U+2029, U+0085, form feed, ...); a final newline ends the last line.
+
+    >>> jsonl_lines('{"a": "x\u2028y\x85z"}\r\n{"b": 1}\n')
+    ['{"a": "x\u2028y\x85z"}', '{"b": 1}']
+    """
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return [line.removesuffix("\r") for line in lines]
+
+
+#: Raw control characters inside strings are accepted (RFC 8259 wants them escaped, but the
+#: record is unambiguous and Python's own ``json`` reads it with ``strict=False``).
+_DECODER = json.JSONDecoder(strict=False)
+
+
 def read_jsonl(p: Path, text: str) -> tuple[list[tuple[int, Any]], list[str]]:
-    """JSON Lines: one row per non-blank line, an ``_Invalid`` row for a line that is not JSON."""
+    r"""JSON Lines: one row per non-blank line, an ``_Invalid`` row for a line that is not JSON.
+
+    Lines end at ``\n`` alone (:func:`jsonl_lines`), so that a record's line number and its
+    position among the records are the ones every other tool sees.
+    """
     rows: list[tuple[int, Any]] = []
     raw: list[str] = []
-    for n, line in enumerate(text.splitlines(), start=1):
+    for n, line in enumerate(jsonl_lines(text), start=1):
         if not line.strip():
             continue
         try:
-            rows.append((n, json.loads(line)))
+            rows.append((n, _DECODER.decode(line)))
         except (ValueError, RecursionError) as err:
             rows.append((n, _Invalid(DataError(str(p), _json_problem(err), line=n))))
             raw.append("")
             continue
-        raw.append(line.rstrip("\r"))
+        raw.append(line)
     return rows, raw
 
 
@@ -178,7 +204,7 @@ def _json_problem(err: ValueError | RecursionError) -> str:
 
 def read_json_array(p: Path, text: str) -> list[tuple[int, Any]]:
     """A JSON array, each record numbered by the line it starts on (JSON Lines in a .json file are accepted)."""
-    dec = json.JSONDecoder()
+    dec = _DECODER
     pos, line = 0, 1
     n = len(text)
 
@@ -254,13 +280,15 @@ def read_csv(p: Path, text: str, delimiter: str) -> list[tuple[int, Any]]:
                 rows.append((line, _Invalid(DataError(str(p), problem, line=line))))
                 continue
             rec: dict[str, Any] = dict(zip(header, row))
-            for key in _CHAT_KEYS:
+            for key in (*_CHAT_KEYS, *_MESSAGE_KEYS):
                 v = rec.get(key)
                 if isinstance(v, str) and v.lstrip().startswith("["):
                     try:
-                        rec[key] = json.loads(v)
+                        parsed = json.loads(v)
                     except ValueError:
-                        pass  # left a string: validation says "must be a non-empty list"
+                        continue  # left a string: validation says "must be a non-empty list"
+                    if key in _CHAT_KEYS or (isinstance(parsed, list) and all(isinstance(m, dict) for m in parsed)):
+                        rec[key] = parsed  # a prompt/completion cell: only a list of messages
             rows.append((line, rec))
     except csv.Error as err:
         raise DataError(str(p), f"invalid {'TSV' if delimiter == chr(9) else 'CSV'} ({err})",
@@ -343,4 +371,5 @@ def _sha256_files(files: list[Path]) -> str:
     return "sha256:" + h.hexdigest()
 
 
-__all__ = ["ACCEPTED", "Rows", "container_of", "decode", "read_csv", "read_json_array", "read_jsonl", "read_rows"]
+__all__ = ["ACCEPTED", "Rows", "container_of", "decode", "jsonl_lines", "read_csv", "read_json_array", "read_jsonl",
+           "read_rows"]

@@ -105,6 +105,10 @@ def selection_features(m: SelectionManifest, n_pool: int, *, features_dir: str |
     if m.features is None:
         return None, None, ""
     norm = normalize or m.features.scored_with
+    if m.features.config.get("kind") == "matrix":  # select(data, features=X): nothing on disk to read back
+        raise ConfigError(f"{m.path or 'manifest'}: the selection used a feature matrix held in memory; save it "
+                          "(numpy.save) and select with --features-file, or pass features_dir= (--features-dir) "
+                          "a store of the same data")
     if m.features.store.endswith(FEATURE_FILE_TYPES):  # features the user brought (--features-file)
         path = m.resolve(m.features.store)
         groups = read_features_file(path)

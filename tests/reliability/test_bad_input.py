@@ -35,7 +35,8 @@ DATA_CASES = [
     ("sharegpt_unknown_role.jsonl", r""":2: field "conversations\[1\]\.from": unknown role 'robot'""", True),
     ("messages_not_list.jsonl", r':2: field "messages": must be a non-empty list$', True),
     ("scalar_record.jsonl", r":2: record is a JSON number, expected an object$", True),
-    ("unknown_record_format.jsonl", r":2: unknown record format", True),
+    ("unknown_record_format.jsonl", r":2: unknown record format \(fields found: question, answer; expected "
+                                    r"instruction/output, prompt/completion, conversations or messages\)$", True),
     ("lone_surrogate.jsonl", r':2: field "output": holds an invalid \\u escape \(a lone surrogate\)$', True),
     ("deeply_nested.jsonl.gz", r":2: invalid JSON \(nested too deeply\)$", True),
     ("huge_integer.jsonl", r":2: invalid JSON \(Exceeds the limit \(4300 digits\)", True),

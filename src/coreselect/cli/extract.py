@@ -42,6 +42,11 @@ def run(args: argparse.Namespace) -> int:
 
     if args.shard_rows is not None and args.shard_rows < 1:
         raise ConfigError(f"--shard-rows must be positive, got {args.shard_rows}")
+    from pathlib import Path
+
+    from coreselect.output import check_store_folder
+
+    check_store_folder(Path(args.output))  # a file or an unwritable folder: said before any work
     job = from_args(SelectJob, args)
     executor = make_executor(job.engine, address=job.ray_address, n_actors=job.ray_actors)
     ds = load_dataset(args.data, on_error=job.on_error, columns=parse_columns(args.columns))

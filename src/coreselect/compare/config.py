@@ -1,6 +1,7 @@
 """The YAML configuration of ``coreselect compare``: parsed into dataclasses, checked up front.
 
-Relative paths are relative to the YAML file's folder. Unknown keys are errors that name the
+Relative paths are relative to the YAML file's folder; a data source may also be a Hugging Face
+dataset id or a list of alternatives (:mod:`coreselect.compare.sources`). Unknown keys are errors that name the
 closest known key, so a typo never silently becomes a default. The ``selector:``, ``trainee:``
 and ``evaluation:`` sections are parsed into the option sets ``coreselect select``, ``train``
 and ``evaluate`` are generated from (:class:`~coreselect.job.SelectJob`,
@@ -113,6 +114,8 @@ class ExperimentConfig:
     #: arm labels every other arm is paired against in the verdicts (e.g. the default method, to
     #: ask whether another should replace it); a label that did not run is skipped
     references: list[str] = field(default_factory=lambda: ["random", "longest"])
+    #: each data source's YAML key -> (the source read, the candidates it was chosen from)
+    sources: dict[str, tuple[str, list[str]]] = field(default_factory=dict)
     #: the comparison the preset is run to decide (its verdict heads the report); None: every pair
     #: is reported alike
     primary: PrimarySpec | None = None
@@ -194,20 +197,31 @@ def _path(value: str, base: Path) -> str:
     return str((p if p.is_absolute() else (base / p)).resolve())
 
 
-def _slice(where: str, value: Any, base: Path, default_name: str, built: tuple[str, ...] = ()) -> DataSlice:
-    if isinstance(value, str):
+def _source(key: str, value: Any, base: Path, sources: dict[str, tuple[str, list[str]]]) -> str:
+    """The data source to read for ``value`` (see :mod:`coreselect.compare.sources`), recorded in ``sources``."""
+    from coreselect.compare.sources import candidates, choose
+
+    cands = candidates(key, value, base)
+    chosen = choose(cands)
+    sources[key] = (chosen, cands)
+    return chosen
+
+
+def _slice(where: str, value: Any, base: Path, default_name: str, built: tuple[str, ...] = (),
+           sources: dict[str, tuple[str, list[str]]] | None = None) -> DataSlice:
+    if isinstance(value, (str, list)):
         value = {"path": value}
     d = as_mapping(where, value)
     check_keys(where, d, ["path", "offset", "limit", "name"])
-    if not isinstance(d.get("path"), str):
-        raise ConfigError(f"{where}: 'path' (a data file) is required")
+    if not isinstance(d.get("path"), (str, list)):
+        raise ConfigError(f"{where}: 'path' (a data file, a Hugging Face dataset id or a list of them) is required")
     path = d["path"]
-    if path.startswith(BUILD_PREFIX):
+    if isinstance(path, str) and path.startswith(BUILD_PREFIX):
         if path[len(BUILD_PREFIX):] not in built:
             raise ConfigError(f"{where}.path: {path!r} names no file of the 'build:' section "
                               f"(it writes {', '.join(BUILD_PREFIX + b for b in built) or 'nothing: add one'})")
     else:
-        path = _path(path, base)
+        path = _source(f"{where}.path", path, base, {} if sources is None else sources)
     return DataSlice(path, _int(f"{where}.offset", d.get("offset", 0)),
                      _int(f"{where}.limit", d.get("limit"), minimum=1, allow_none=True),
                      str(d.get("name") or default_name))
@@ -240,7 +254,7 @@ def _methods(value: Any) -> list[MethodSpec]:
     return methods
 
 
-def _build(value: Any, base: Path) -> BuildSpec | None:
+def _build(value: Any, base: Path, sources: dict[str, tuple[str, list[str]]]) -> BuildSpec | None:
     from coreselect.compare.pools import BUILDERS
 
     if value is None:
@@ -249,13 +263,14 @@ def _build(value: Any, base: Path) -> BuildSpec | None:
     kind, source = d.pop("kind", None), d.pop("source", None)
     if kind not in BUILDERS:
         raise ConfigError(f"build.kind: expected one of {', '.join(BUILDERS)}, got {kind!r}")
-    if not isinstance(source, str):
-        raise ConfigError("build.source: the file the pool is built from is required")
+    if not isinstance(source, (str, list)):
+        raise ConfigError("build.source: the file the pool is built from is required (a data file, a Hugging Face "
+                          "dataset id or a list of them, tried in order)")
     import inspect
 
     known = [p for p in inspect.signature(BUILDERS[kind]).parameters if p not in ("source", "out_dir")]
     check_keys("build", d, known)
-    return BuildSpec(kind, _path(source, base), d)
+    return BuildSpec(kind, _source("build.source", source, base, sources), d)
 
 
 def _budgets(where: str, value: Any) -> list[float | int]:
@@ -325,13 +340,14 @@ def parse_config(raw: Any, base: Path, source: str = "") -> ExperimentConfig:
     check_keys(source or "config", d, known)
     if "pool" not in d:
         raise ConfigError(f"{source}: 'pool' is required")
-    build = _build(d.get("build"), base)
+    sources: dict[str, tuple[str, list[str]]] = {}
+    build = _build(d.get("build"), base, sources)
     built = BUILT_FILES[build.kind] if build else ()
-    pool = _slice("pool", d["pool"], base, "pool", built)
+    pool = _slice("pool", d["pool"], base, "pool", built, sources)
     evals_raw = d.get("eval")
     if not evals_raw:
         raise ConfigError(f"{source}: 'eval' (one or more held-out data sets) is required")
-    evals = [_slice(f"eval[{i}]", e, base, f"eval{i}", built)
+    evals = [_slice(f"eval[{i}]", e, base, f"eval{i}", built, sources)
              for i, e in enumerate(evals_raw if isinstance(evals_raw, list) else [evals_raw])]
     if len({e.name for e in evals}) != len(evals):
         raise ConfigError("eval: the held-out sets need distinct names")
@@ -360,7 +376,8 @@ def parse_config(raw: Any, base: Path, source: str = "") -> ExperimentConfig:
     control = _primary(d.get("control"), evals, evaluation, "control")
     _check_primary_arms(control, methods, baselines, "control")
     return ExperimentConfig(pool, evals, selector, trainee, methods, budgets, seeds, list(baselines),
-                            evaluation, source, build, list(labels), curve, list(references), primary, control)
+                            evaluation, source, build, list(labels), curve, list(references), sources,
+                            primary, control)
 
 
 def load_config(path: str | Path) -> ExperimentConfig:

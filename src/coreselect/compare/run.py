@@ -114,15 +114,28 @@ def run_experiment(cfg: ExperimentConfig, out_dir: str | Path, *, progress: bool
     this config's stage keys), the others left out. ``jobs``: train and evaluate that many arms at
     once in local processes (the selections run first, serially, on one shared feature store)."""
     from coreselect.compare.report import write_reports
+    from coreselect.compare.sources import check_available
 
     root = Path(out_dir)
     _check_inputs_outside(cfg, root)
+    check_available(cfg.sources)  # a missing file or an unreachable id: one line naming its key, nothing made
+    made = root.absolute()
+    while not made.parent.exists():  # the first folder this run makes, removed again if it fails to start
+        made = made.parent
+    created = not made.exists()
     root.mkdir(parents=True, exist_ok=True)
-    build_dir = _build(cfg, root)
-    pool = materialise(_resolve(cfg.pool, build_dir), root / "data" / "pool.jsonl")
-    evals = {e.name: materialise(_resolve(e, build_dir), root / "data" / f"eval-{_safe(e.name)}.jsonl")
-             for e in cfg.eval}
-    check_disjoint(pool, evals)
+    try:
+        build_dir = _build(cfg, root)
+        pool = materialise(_resolve(cfg.pool, build_dir), root / "data" / "pool.jsonl")
+        evals = {e.name: materialise(_resolve(e, build_dir), root / "data" / f"eval-{_safe(e.name)}.jsonl")
+                 for e in cfg.eval}
+        check_disjoint(pool, evals)
+    except BaseException:
+        if created:  # nothing of a failed first start is left behind (only the built and sliced data were there)
+            import shutil
+
+            shutil.rmtree(made, ignore_errors=True)
+        raise
     if not report_only:  # the config of record stays the one that ran
         _write_config(cfg, root)
     arms = plan_arms(cfg)

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal
 
 from coreselect.device import DEVICE_HELP, PRECISION_HELP, Device, Precision
-from coreselect.options import OptionError, check, option
+from coreselect.options import OptionError, check, coerce_fields, option
 
 FeatureKind = Literal["activations", "hidden", "text"]
 Pooling = Literal["mean", "last", "max"]
@@ -75,10 +75,9 @@ class FeatureConfig:
     device: Device = option("auto", help=DEVICE_HELP)
 
     def __post_init__(self) -> None:
+        coerce_fields(self)  # layers=15 as (15,), "256" as 256; a wrong type is one OptionError
         if self.layers is None:
             object.__setattr__(self, "layers", DEFAULT_LAYERS.get(self.kind, (15,)))
-        else:
-            object.__setattr__(self, "layers", tuple(self.layers))
         if not self.layers:
             raise OptionError("layers", "--layers", "must name at least one layer")
         object.__setattr__(self, "scores", tuple(self.scores))

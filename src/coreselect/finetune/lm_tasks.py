@@ -60,7 +60,7 @@ def _package_file(dist: str, relative: str, install: str) -> Path:
 
 def _read_jsonl(path: Path) -> list[tuple[int, dict[str, Any]]]:
     rows = []
-    with path.open(encoding="utf-8") as f:
+    with path.open(encoding="utf-8", newline="\n") as f:  # JSON Lines end at \n alone
         for n, line in enumerate(f, 1):
             if line.strip():
                 try:
