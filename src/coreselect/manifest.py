@@ -81,6 +81,8 @@ class FeatureRef:
     score_normalize: str | None = None  # what the coverage was scored in (None: written before it was recorded)
     tokens: int | None = None
     truncated: int | None = None
+    #: Records this run put through the model (0: every row came from the store or the record cache).
+    extracted: int | None = None
 
     @property
     def scored_with(self) -> str:

@@ -187,7 +187,8 @@ def _manifest(job: SelectJob, ds: Dataset, k: int, selector: Any, store: Feature
         features = FeatureRef(sm["config"], str(store.root), sm["key"], sm["dims"],
                               normalize="raw" if selector.wants_raw_features else job.normalize,
                               score_normalize=job.normalize,  # the space score_selection measured
-                              tokens=sm["stats"]["tokens"], truncated=sm["stats"]["truncated"])
+                              tokens=sm["stats"]["tokens"], truncated=sm["stats"]["truncated"],
+                              extracted=store.extracted)
     return SelectionManifest(
         version=__version__,
         data=DataRef(str(ds.path), ds.fingerprint, ds.format, ds.container, columns=ds.columns),
