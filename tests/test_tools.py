@@ -6,6 +6,7 @@ import json
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from _reliability import BAD, TINY_ARGS, assert_one_line_error
@@ -77,6 +78,25 @@ def test_cache_clear_asks_and_never_touches_anything_outside(cache, tmp_path, ca
     assert main(["cache", "clear", "--all", "--yes"]) == 0
     assert not (cache / "features" / "0123456789abcdef").exists() and not (cache / "hashes.json").exists()
     assert cache.is_dir()
+
+
+def test_cache_lists_and_clears_the_record_cache_with_the_stores(cache, capsys, monkeypatch):
+    from coreselect.data import from_records
+    from coreselect.features.config import FeatureConfig
+    from coreselect.models import ModelSpec
+    from coreselect.recordcache import open_record_cache, record_hashes
+
+    monkeypatch.delenv("CORESELECT_RECORD_CACHE")  # the default: <cache>/records
+    rc = open_record_cache(ModelSpec("tiny", "/m", "sha256:1"), FeatureConfig(layers=(-1,)))
+    ds = from_records([{"instruction": f"Q{i}", "output": "A"} for i in range(3)])
+    rc.append(record_hashes(ds.examples), {"mlp.3": np.ones((3, 4)), "n_tokens": np.arange(3)})
+    assert rc.root.parent == cache / "records"
+    assert main(["cache", "list"]) == 0
+    out = capsys.readouterr().out
+    assert "records/" in out and "3 records' features; model tiny; activations of layers -1, last pooling" in out
+    assert main(["cache", "clear", "--features", "--yes"]) == 0
+    assert not rc.root.exists() and not (cache / "features" / "0123456789abcdef").exists()
+    assert (cache / "models" / "SmolLM2-abc").is_dir()
 
 
 def test_remove_entries_refuses_a_path_outside_the_cache(tmp_path):
