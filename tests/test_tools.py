@@ -121,3 +121,15 @@ def test_dry_run_measures_a_sample_and_writes_nothing(tmp_path, tiny_dir, capsys
     assert "tokens: " in text and "measured: 6 records" in text and "estimated extraction: about" in text
     assert "memory: peak resident" in text or "memory: GPU peak" in text
     assert not out.exists() and not work.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_dry_run_estimates_only_the_records_the_record_cache_lacks(tmp_path, tiny_dir, capsys, record_cache):
+    base = ["--model", str(tiny_dir), "--work-dir", str(tmp_path / "w"), *TINY_ARGS]
+    assert main(["-q", "select", str(BAD / "good.jsonl"), "--n", "3", "-o", str(tmp_path / "a.jsonl"), *base]) == 0
+    grown = tmp_path / "grown.jsonl"
+    grown.write_text((BAD / "good.jsonl").read_text() + json.dumps({"instruction": "New?", "output": "Yes."}) + "\n")
+    before = sorted(p.name for p in record_cache.rglob("*"))
+    capsys.readouterr()
+    assert main(["select", str(grown), "--n", "3", "-o", str(tmp_path / "b.jsonl"), "--dry-run", *base]) == 0
+    assert "for the 1 record not in the record cache (6 are)" in capsys.readouterr().out
+    assert sorted(p.name for p in record_cache.rglob("*")) == before  # the dry run wrote nothing there

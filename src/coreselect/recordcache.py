@@ -116,16 +116,19 @@ def default_root() -> Path | None:
     return Path(env).expanduser() if env else cache_dir() / "records"
 
 
-def open_record_cache(model: ModelSpec, config: FeatureConfig, where: bool | str | os.PathLike[str] = True
-                      ) -> RecordCache | None:
+def open_record_cache(model: ModelSpec, config: FeatureConfig, where: bool | str | os.PathLike[str] = True, *,
+                      create: bool = True) -> RecordCache | None:
     """The cache folder of ``model`` x ``config`` under ``where`` (True: :func:`default_root`;
-    False: none), created if needed. An unusable folder is a warning and no cache, never an error."""
+    False: none), created if needed (with ``create=False``: None when it does not exist). An
+    unusable folder is a warning and no cache, never an error."""
     base = default_root() if where is True else (None if where is False else Path(where))
     if base is None:
         return None
     opts = cache_options(model, config)
     key = hashlib.sha256(json.dumps(opts, sort_keys=True).encode()).hexdigest()
     root = base / key[:16]
+    if not create and not (root / "options.json").is_file():
+        return None
     try:
         path = root / "options.json"
         if path.is_file():
@@ -136,7 +139,8 @@ def open_record_cache(model: ModelSpec, config: FeatureConfig, where: bool | str
             about = {"key": key, **opts, "model": model.to_json()}
             atomic_write_bytes(path, (json.dumps(about, indent=2, sort_keys=True) + "\n").encode())
         cache = RecordCache(root)
-        cache.remove_stale_temporaries()
+        if create:
+            cache.remove_stale_temporaries()
         return cache
     except (OSError, ValueError, AttributeError) as err:
         log.warning("%s: record cache unusable (%s); extracting without it", root, err)
