@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
-from coreselect.errors import ConfigError
+from coreselect.errors import ConfigError, StoreError
 from coreselect.features.extract import (
     BATCH_TOKENS,
     SHARD_ROWS,
@@ -108,7 +108,10 @@ class Executor(ABC):
         if store.manifest.get("complete"):
             log.info("%s: features already extracted", out_dir)
             if cache is not None:
-                cache.adopt(store, hashes)
+                try:  # a store from before the cache existed: its rows become reusable
+                    cache.adopt(store, hashes)
+                except (OSError, StoreError) as err:
+                    log.warning("%s: not added to the record cache (%s)", out_dir, err)
             store.extracted = 0
             return store
         pending = store.pending()

@@ -153,7 +153,7 @@ class RecordCache:
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
         self._index: dict[bytes, tuple[int, int]] = {}  # hash -> (chunk, row)
-        self._chunks: list[dict[str, np.ndarray]] = []
+        self._chunks: list[tuple[Path, dict[str, _Tensor]]] = []  # mapped only while a gather reads them
         self._seen: set[str] = set()
 
     def __repr__(self) -> str:
@@ -168,21 +168,21 @@ class RecordCache:
         for p in paths:
             self._seen.add(p.name)
             try:
-                arrays = _map_safetensors(p)
-                hashes = arrays.pop(HASHES)
-                n = hashes.shape[0]
-                if hashes.shape != (n, 32) or any(a.shape[:1] != (n,) for a in arrays.values()):
+                tensors = _read_header(p)
+                h = tensors.pop(HASHES)
+                n = h.shape[0]
+                if h.shape != (n, 32) or h.dtype != np.uint8 or any(t.shape[:1] != (n,) for t in tensors.values()):
                     raise ValueError("rows disagree")
-            except (OSError, ValueError, KeyError) as err:
+                with open(p, "rb") as f:
+                    f.seek(h.offset)
+                    hashes = np.frombuffer(f.read(n * 32), dtype=np.uint8).reshape(n, 32)
+            except (OSError, ValueError, KeyError, TypeError) as err:
                 log.warning("%s: unreadable record-cache chunk (%s); ignored (delete it)", p, err)
                 continue
             i = len(self._chunks)
-            self._chunks.append(arrays)
+            self._chunks.append((p, tensors))
             for row, h in enumerate(hashes):
                 self._index.setdefault(h.tobytes(), (i, row))
-
-    def __len__(self) -> int:
-        return len(self._index)
 
     def __contains__(self, h: object) -> bool:
         return h in self._index
@@ -209,27 +209,33 @@ class RecordCache:
         """The rows of ``hashes``, in that order, in the store's dtypes; ``fresh`` maps a hash to
         ``(arrays, row)`` held in memory (rows just extracted), used before the cache."""
         fresh = fresh or {}
-        sources: dict[int, tuple[dict[str, np.ndarray], list[int], list[int]]] = {}
+        sources: dict[int, tuple[Any, list[int], list[int]]] = {}  # chunk (-1: fresh) -> positions, rows
         for pos, h in enumerate(hashes):
             if h in fresh:
                 arrays, row = fresh[h]
+                c = -1
             elif h in self._index:
                 c, row = self._index[h]
-                arrays = self._chunks[c]
+                arrays = None
             else:
                 raise StoreError(f"{self.root}: no cached features for record {pos}")
-            _, positions, rows = sources.setdefault(id(arrays), (arrays, [], []))
+            _, positions, rows = sources.setdefault(c, (arrays, [], []))
             positions.append(pos)
             rows.append(row)
         out: dict[str, np.ndarray] = {}
-        for arrays, positions, rows in sources.values():
+        names: list[set[str]] = []
+        for c, (arrays, positions, rows) in sources.items():
+            if c >= 0:  # mapped for this read only: no file stays open between gathers
+                path, tensors = self._chunks[c]
+                arrays = {name: t.map(path) for name, t in tensors.items()}
+            names.append(set(arrays))
             for name, a in arrays.items():
                 if name not in out:
                     out[name] = np.empty((len(hashes), *a.shape[1:]), dtype=a.dtype)
                 out[name][positions] = a[rows]
-        lacking = [k for k, v in out.items() if any(k not in a for a, _, _ in sources.values())]
-        if lacking:
-            raise StoreError(f"{self.root}: chunks disagree on {lacking[0]!r}; delete the folder")
+            del arrays
+        if any(n != set(out) for n in names):
+            raise StoreError(f"{self.root}: chunks hold different arrays; delete the folder")
         return out
 
     def adopt(self, store: FeatureStore, hashes: Sequence[bytes]) -> int:
@@ -329,13 +335,7 @@ def cached_shard_function(shard_fn: ShardFn, cache: RecordCache, hash_fn: Callab
             return new
         return cache.gather(hashes, fresh)
 
-    if takes_checkpoint:
-        return run
-
-    def run_plain(examples: Sequence[Example]) -> dict[str, np.ndarray]:
-        return run(examples)
-
-    return run_plain
+    return run if takes_checkpoint else lambda examples: run(examples)
 
 
 def _resume_of(resume: tuple[np.ndarray, dict[str, np.ndarray]] | None, todo: list[int]
@@ -351,16 +351,24 @@ def _resume_of(resume: tuple[np.ndarray, dict[str, np.ndarray]] | None, todo: li
     return np.array([where[int(rows[k])] for k in keep], dtype=np.int64), {n: a[keep] for n, a in arrays.items()}
 
 
-def _map_safetensors(path: Path) -> dict[str, np.ndarray]:
-    """The tensors of a safetensors file as read-only memory maps (one map per file)."""
+class _Tensor:
+    """Where one tensor of a chunk lies in its file (read with :meth:`map`)."""
+
+    def __init__(self, dtype: np.dtype, shape: tuple[int, ...], offset: int) -> None:
+        self.dtype, self.shape, self.offset = dtype, shape, offset
+
+    def map(self, path: Path) -> np.ndarray:
+        return np.memmap(path, dtype=self.dtype, mode="r", offset=self.offset, shape=self.shape)
+
+
+def _read_header(path: Path) -> dict[str, _Tensor]:
+    """The tensors of a safetensors file (dtype, shape, byte offset), checked against its size."""
     size = path.stat().st_size
     with open(path, "rb") as f:
         n = int.from_bytes(f.read(8), "little")
         if n <= 0 or 8 + n > size:
             raise ValueError("bad header length")
         header = json.loads(f.read(n))
-    buf = np.memmap(path, dtype=np.uint8, mode="r")
-    base = 8 + n
     out = {}
     for name, info in header.items():
         if name == "__metadata__":
@@ -368,9 +376,9 @@ def _map_safetensors(path: Path) -> dict[str, np.ndarray]:
         dtype = np.dtype(_DTYPES[info["dtype"]])
         shape = tuple(int(d) for d in info["shape"])
         start, end = (int(x) for x in info["data_offsets"])
-        if end - start != int(np.prod(shape)) * dtype.itemsize or base + end > size or start < 0:
+        if end - start != int(np.prod(shape)) * dtype.itemsize or 8 + n + end > size or start < 0 or not shape[0]:
             raise ValueError(f"{name}: bad offsets")
-        out[name] = buf[base + start : base + end].view(dtype).reshape(shape)
+        out[name] = _Tensor(dtype, shape, 8 + n + start)
     return out
 
 
