@@ -139,6 +139,7 @@ def kcenter(root: Path, k: int) -> list[int]:
 
 
 def main() -> int:
+    os.environ["CORESELECT_RECORD_CACHE"] = "off"  # every run extracts: timings and resume checks mean that
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", type=Path, default=ALPACA, help="a .jsonl or .jsonl.gz Alpaca file")
     ap.add_argument("--records", type=int, default=600)

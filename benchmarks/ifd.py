@@ -26,6 +26,7 @@ import gzip
 import itertools
 import json
 import logging
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -225,6 +226,7 @@ def noisy(pool: Path, ratio: float, work: Path, seed: int) -> None:
 
 
 def main() -> None:
+    os.environ["CORESELECT_RECORD_CACHE"] = "off"  # every run extracts: timings and resume checks mean that
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--only", default="cost,agreement,noisy", help="comma-separated: cost, agreement, noisy")
     p.add_argument("--n", type=int, default=1000, help="Alpaca records for cost and agreement")

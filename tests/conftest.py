@@ -78,3 +78,28 @@ def tiny_dir(tmp_path_factory, tokenizer) -> Path:
     from _reliability import save_tiny_model
 
     return save_tiny_model(tmp_path_factory.mktemp("tiny") / "model", tokenizer)
+
+
+# -- the record cache (coreselect.recordcache): never the user's; empty for each test ----------------
+@pytest.fixture(scope="session", autouse=True)
+def _session_record_cache(tmp_path_factory):
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("CORESELECT_RECORD_CACHE", str(tmp_path_factory.mktemp("records-session")))
+        yield
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _module_record_cache(tmp_path_factory):
+    """Module fixtures (a store built once per module) get their own cache, not another module's."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("CORESELECT_RECORD_CACHE", str(tmp_path_factory.mktemp("records-module")))
+        yield
+
+
+@pytest.fixture(autouse=True)
+def record_cache(tmp_path_factory, monkeypatch) -> Path:
+    """Each test extracts into an empty record cache, so what it extracts never depends on the
+    tests before it; a test that wants reuse runs twice within itself."""
+    path = tmp_path_factory.mktemp("records")
+    monkeypatch.setenv("CORESELECT_RECORD_CACHE", str(path))
+    return path

@@ -70,6 +70,7 @@ def test_a_resumed_shard_has_the_features_of_an_uninterrupted_one(data, tmp_path
         return ["-q", "extract", str(data), "-o", str(out), "--model", str(tiny_dir), *TINY_ARGS]
 
     assert main(extract(tmp_path / "clean")) == 0
+    monkeypatch.setenv("CORESELECT_RECORD_CACHE", str(tmp_path / "records"))  # not the clean run's: extract
     real, calls = ActivationExtractor.extract_batch, []
 
     def extract_batch(self, rendered, *a, **kw):

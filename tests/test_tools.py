@@ -6,6 +6,7 @@ import json
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from _reliability import BAD, TINY_ARGS, assert_one_line_error
@@ -79,6 +80,25 @@ def test_cache_clear_asks_and_never_touches_anything_outside(cache, tmp_path, ca
     assert cache.is_dir()
 
 
+def test_cache_lists_and_clears_the_record_cache_with_the_stores(cache, capsys, monkeypatch):
+    from coreselect.data import from_records
+    from coreselect.features.config import FeatureConfig
+    from coreselect.models import ModelSpec
+    from coreselect.recordcache import open_record_cache, record_hashes
+
+    monkeypatch.delenv("CORESELECT_RECORD_CACHE")  # the default: <cache>/records
+    rc = open_record_cache(ModelSpec("tiny", "/m", "sha256:1"), FeatureConfig(layers=(-1,)))
+    ds = from_records([{"instruction": f"Q{i}", "output": "A"} for i in range(3)])
+    rc.append(record_hashes(ds.examples), {"mlp.3": np.ones((3, 4)), "n_tokens": np.arange(3)})
+    assert rc.root.parent == cache / "records"
+    assert main(["cache", "list"]) == 0
+    out = capsys.readouterr().out
+    assert "records/" in out and "3 records' features; model tiny; activations of layers -1, last pooling" in out
+    assert main(["cache", "clear", "--features", "--yes"]) == 0
+    assert not rc.root.exists() and not (cache / "features" / "0123456789abcdef").exists()
+    assert (cache / "models" / "SmolLM2-abc").is_dir()
+
+
 def test_remove_entries_refuses_a_path_outside_the_cache(tmp_path):
     from coreselect.cache import CacheEntry, remove_entries
     from coreselect.errors import ConfigError
@@ -101,3 +121,15 @@ def test_dry_run_measures_a_sample_and_writes_nothing(tmp_path, tiny_dir, capsys
     assert "tokens: " in text and "measured: 6 records" in text and "estimated extraction: about" in text
     assert "memory: peak resident" in text or "memory: GPU peak" in text
     assert not out.exists() and not work.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_dry_run_estimates_only_the_records_the_record_cache_lacks(tmp_path, tiny_dir, capsys, record_cache):
+    base = ["--model", str(tiny_dir), "--work-dir", str(tmp_path / "w"), *TINY_ARGS]
+    assert main(["-q", "select", str(BAD / "good.jsonl"), "--n", "3", "-o", str(tmp_path / "a.jsonl"), *base]) == 0
+    grown = tmp_path / "grown.jsonl"
+    grown.write_text((BAD / "good.jsonl").read_text() + json.dumps({"instruction": "New?", "output": "Yes."}) + "\n")
+    before = sorted(p.name for p in record_cache.rglob("*"))
+    capsys.readouterr()
+    assert main(["select", str(grown), "--n", "3", "-o", str(tmp_path / "b.jsonl"), "--dry-run", *base]) == 0
+    assert "for the 1 record not in the record cache (6 are)" in capsys.readouterr().out
+    assert sorted(p.name for p in record_cache.rglob("*")) == before  # the dry run wrote nothing there

@@ -6,6 +6,9 @@ holds:
 ========================  ==============================================================
 ``features/<key>/``       feature stores of ``coreselect select`` (one per data x model x
                           feature options; ``--work-dir`` puts them elsewhere)
+``records/<key>/``        the record cache: each record's features by content, one folder
+                          per model x feature options (:mod:`coreselect.recordcache`;
+                          ``$CORESELECT_RECORD_CACHE`` puts it elsewhere)
 ``models/<name>-<hash>/`` GGUF models converted once into Hugging Face folders
 ``gguf/``                 GGUF files assembled from chunk packages (gemma3-270m)
 ``lm_tasks/``             evaluation task files converted once (``evaluate --tasks``)
@@ -44,7 +47,9 @@ from coreselect.errors import ConfigError
 log = logging.getLogger(__name__)
 
 #: The cache's sections: kind -> sub-folder (``None``: a file at the top).
-SECTIONS = {"features": "features", "models": "models", "gguf": "gguf", "lm_tasks": "lm_tasks"}
+SECTIONS = {"features": "features", "records": "records", "models": "models", "gguf": "gguf", "lm_tasks": "lm_tasks"}
+#: What ``--features`` removes: the stores and the record cache.
+FEATURE_KINDS = ("features", "records")
 #: Loose files of the cache (removed with ``--all``).
 FILES = ("hashes.json",)
 #: What ``--models`` removes: converted models and assembled GGUF files.
@@ -63,12 +68,17 @@ class CacheEntry:
     info: dict[str, Any] | None = None
 
     def describe(self) -> str:
-        """One line about a feature store (or ``""`` for anything else)."""
+        """One line about a feature store or a record-cache folder (``""`` for anything else)."""
         if self.info is None:
             return ""
         i = self.info
         if "error" in i:
-            return f"unreadable store ({i['error']})"
+            return f"unreadable {'record cache' if self.kind == 'records' else 'store'} ({i['error']})"
+        if self.kind == "records":
+            cfg = i.get("config") or {}
+            return (f"{i.get('n_rows', '?')} records' features; model {i.get('model', '?')}; {cfg.get('kind', '?')} "
+                    f"of layers {','.join(map(str, cfg.get('layers') or []))}, {cfg.get('pooling', '?')} pooling, "
+                    f"{i.get('precision', '?')}")
         cfg = i.get("config") or {}
         what = cfg.get("kind", "?")
         if what != "text":
@@ -106,6 +116,17 @@ def _store_info(path: Path) -> dict[str, Any]:
         return {"error": type(err).__name__}
 
 
+def _records_info(path: Path) -> dict[str, Any]:
+    from coreselect.recordcache import count_records
+
+    try:
+        m = json.loads((path / "options.json").read_text())
+        return {"model": (m.get("model") or {}).get("name"), "config": m.get("config") or {},
+                "precision": m.get("precision"), "n_rows": count_records(path)}
+    except (OSError, ValueError, AttributeError) as err:
+        return {"error": type(err).__name__}
+
+
 def cache_entries(root: str | os.PathLike[str] | None = None, *, kinds: Sequence[str] | None = None
                   ) -> list[CacheEntry]:
     """Everything in the cache ``root`` (default: :func:`~coreselect.models.cache_dir`), by
@@ -121,7 +142,9 @@ def cache_entries(root: str | os.PathLike[str] | None = None, *, kinds: Sequence
         if not d.is_dir() or d.is_symlink():
             continue
         for p in sorted(d.iterdir()):
-            info = _store_info(p) if kind == "features" and p.is_dir() and not p.is_symlink() else None
+            info = None
+            if kind in FEATURE_KINDS and p.is_dir() and not p.is_symlink():
+                info = _store_info(p) if kind == "features" else _records_info(p)
             out.append(CacheEntry(kind, p.name, p, _size(p), info))
     if kinds is None or "files" in kinds:
         out += [CacheEntry("files", n, base / n, _size(base / n)) for n in FILES if (base / n).exists()]
@@ -175,4 +198,4 @@ def human_size(n: float) -> str:
     raise AssertionError  # pragma: no cover
 
 
-__all__ = ["CacheEntry", "cache_entries", "human_size", "remove_entries"]
+__all__ = ["FEATURE_KINDS", "CacheEntry", "cache_entries", "human_size", "remove_entries"]

@@ -60,13 +60,16 @@ class Estimate:
     sample_seconds: float = 0.0
     device: str = "cpu"
     peak_bytes: int = 0
+    #: Records whose features the record cache holds, and the tokens of the others (to extract).
+    reused: int = 0
+    todo_tokens: int | None = None
 
     @property
     def extract_seconds(self) -> float:
         """The whole extraction, from the sample's seconds per token (0 when cached)."""
         if self.cached or not self.sample_tokens:
             return 0.0
-        return self.sample_seconds / self.sample_tokens * self.tokens
+        return self.sample_seconds / self.sample_tokens * (self.tokens if self.todo_tokens is None else self.todo_tokens)
 
     @property
     def store_bytes(self) -> int:
@@ -98,7 +101,12 @@ class Estimate:
             rate = self.sample_tokens / max(self.sample_seconds, 1e-9)
             lines.append(f"measured: {self.sample} records ({self.sample_tokens:,} tokens) in {self.sample_seconds:.1f} s "
                          f"on {self.device} ({rate:,.0f} tokens/s)")
-            lines.append(f"estimated extraction: {_duration(self.extract_seconds)} for all {self.records:,} records")
+            if self.reused:
+                todo = self.records - self.reused
+                lines.append(f"estimated extraction: {_duration(self.extract_seconds)} for the {todo:,} "
+                             f"record{'' if todo == 1 else 's'} not in the record cache ({self.reused:,} are)")
+            else:
+                lines.append(f"estimated extraction: {_duration(self.extract_seconds)} for all {self.records:,} records")
         peak = "GPU peak" if self.device.startswith("cuda") else "peak resident"
         extracting = "" if self.cached else f"{peak} {human_size(self.peak_bytes)} while extracting (model and a batch); "
         lines.append(f"memory: {extracting}{human_size(self.select_bytes)} of features in memory while selecting")
@@ -161,6 +169,12 @@ def estimate(job: SelectJob) -> Estimate:
     fn, tokenizer, device = _shard_function(job, spec)
     lengths, truncated = _token_counts(job, ds.examples, tokenizer)
     est.tokens, est.truncated, est.device = int(lengths.sum()), int(truncated), device
+    from coreselect.recordcache import open_record_cache, record_hashes
+
+    cache = open_record_cache(spec, job.features, create=False)  # writes nothing
+    if cache is not None:
+        missing = cache.missing(record_hashes(ds.examples))
+        est.reused, est.todo_tokens = len(ds) - len(missing), int(lengths[missing].sum())
     rng = np.random.default_rng(job.seed)
     pick = rng.permutation(len(ds))
     warm, sample = pick[:WARMUP], pick[:SAMPLE]  # the warm-up pays one-time costs (kernel set-up) outside the timing

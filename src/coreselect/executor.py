@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
-from coreselect.errors import ConfigError
+from coreselect.errors import ConfigError, StoreError
 from coreselect.features.extract import (
     BATCH_TOKENS,
     SHARD_ROWS,
@@ -82,8 +82,13 @@ class Executor(ABC):
         batch_tokens: int = BATCH_TOKENS,
         progress: bool = True,
         trust_remote_code: bool = False,
+        record_cache: bool | str | Path = True,
     ) -> FeatureStore:
         """Extract every example's features into ``out_dir``, resuming what is already there.
+
+        Records whose features the record cache holds (:mod:`coreselect.recordcache`: keyed by
+        the record's content, the model and the options) are copied from it; only the others
+        go through the model, and are added to it. ``store.extracted`` says how many did.
 
         Parameters
         ----------
@@ -92,20 +97,40 @@ class Executor(ABC):
         batch_tokens : padded tokens per forward pass.
         progress : show a progress bar (examples and tokens per second).
         trust_remote_code : allow model code from the model folder.
+        record_cache : True: the record cache (``$CORESELECT_RECORD_CACHE``, default
+            ``<cache dir>/records``); a folder: that one; False: none.
         """
+        from coreselect.recordcache import fill_from_cache, open_record_cache, record_hashes
+
         store = open_store(ds, model, config, out_dir, shard_rows or SHARD_ROWS)
+        cache = open_record_cache(model, config, record_cache)
+        hashes = record_hashes(ds.examples) if cache is not None else []
         if store.manifest.get("complete"):
             log.info("%s: features already extracted", out_dir)
+            if cache is not None:
+                try:  # a store from before the cache existed: its rows become reusable
+                    cache.adopt(store, hashes)
+                except (OSError, StoreError) as err:
+                    log.warning("%s: not added to the record cache (%s)", out_dir, err)
+            store.extracted = 0
             return store
         pending = store.pending()
+        todo = sum(p.end - p.start for p in pending)
+        if cache is not None and pending:
+            rows = todo
+            pending, todo, cached = fill_from_cache(store, pending, hashes, cache)
+            log.info("record cache: %d of the %d records to extract are cached; extracting %d", cached, rows, todo)
         t0 = time.perf_counter()
         if pending:
             with _Progress(store.manifest["n_rows"], pending, progress) as bar:
                 for rows, tokens in self._run_shards(store, ds, pending, on_batch=bar.batch, model=model,
                                                      config=config, batch_tokens=batch_tokens,
-                                                     trust_remote_code=trust_remote_code):
+                                                     trust_remote_code=trust_remote_code,
+                                                     record_cache=None if cache is None else str(cache.root.resolve())):
                     bar.shard(rows, tokens)
-        return finish_store(store, ds, config, time.perf_counter() - t0 if pending else 0.0)
+        store = finish_store(store, ds, config, time.perf_counter() - t0 if pending else 0.0)
+        store.extracted = todo
+        return store
 
     @abstractmethod
     def _run_shards(self, store: FeatureStore, ds: Dataset, pending: list[ShardPlan], *,
@@ -115,8 +140,8 @@ class Executor(ABC):
         ``on_batch(rows, tokens)``, when the executor can, is called after each batch of a shard
         (the progress bar then moves per batch; the shard's own ``(rows, tokens)`` completes it).
 
-        ``task`` holds ``model``, ``config``, ``batch_tokens`` and ``trust_remote_code``, the
-        arguments of :func:`~coreselect.features.extract.shard_function`.
+        ``task`` holds ``model``, ``config``, ``batch_tokens``, ``trust_remote_code`` and
+        ``record_cache``, the arguments of :func:`~coreselect.features.extract.shard_function`.
         """
 
     def select(self, selector: Selector, store: FeatureStore, *, normalize: Normalize = "center-l2",

@@ -82,6 +82,8 @@ class FeatureRef:
     tokens: int | None = None
     truncated: int | None = None
     precision: str | None = None  # what the selector model ran in (None: written before it was recorded)
+    #: Records this run put through the model (0: every row came from the store or the record cache).
+    extracted: int | None = None
 
     @property
     def scored_with(self) -> str:

@@ -189,7 +189,7 @@ def _manifest(job: SelectJob, ds: Dataset, k: int, selector: Any, store: Feature
                               normalize="raw" if selector.wants_raw_features else job.normalize,
                               score_normalize=job.normalize,  # the space score_selection measured
                               tokens=sm["stats"]["tokens"], truncated=sm["stats"]["truncated"],
-                              precision=sm.get("precision"))
+                              precision=sm.get("precision"), extracted=store.extracted)
     return SelectionManifest(
         version=__version__,
         data=DataRef(str(ds.path), ds.fingerprint, ds.format, ds.container, columns=ds.columns),

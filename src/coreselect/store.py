@@ -71,6 +71,9 @@ class FeatureStore:
     def __init__(self, root: Path, manifest: dict[str, Any]) -> None:
         self.root = Path(root)
         self.manifest = manifest
+        #: Records whose features the last :meth:`Executor.extract <coreselect.executor.Executor.extract>`
+        #: computed (0: all came from this store or the record cache); None when not extracted here.
+        self.extracted: int | None = None
 
     # -- creation and resume ---------------------------------------------------------------
     @classmethod
@@ -144,17 +147,10 @@ class FeatureStore:
         from safetensors.numpy import save
 
         n = plan.end - plan.start
-        tensors = {}
         for name, a in arrays.items():
             if a.shape[0] != n:
                 raise StoreError(f"shard {plan.shard}: {name} has {a.shape[0]} rows, expected {n}")
-            if name in ROW_STATS:
-                tensors[name] = np.ascontiguousarray(a, dtype=np.int32)
-            elif name in ROW_SCORES:
-                tensors[name] = np.ascontiguousarray(a, dtype=np.float32)
-            else:
-                f = np.clip(a, -65000.0, 65000.0)  # float16 range: never store inf
-                tensors[name] = np.ascontiguousarray(f, dtype=np.float16)
+        tensors = to_store_dtypes(arrays)
         atomic_write_bytes(self.root / plan.filename, save(tensors, metadata={"start": str(plan.start)}))
 
     def finalize(self, **extra: Any) -> None:
@@ -198,6 +194,26 @@ class FeatureStore:
                              "(a method that needs them turns them on)")
         parts = [read_shard(self.root, sp, names) for sp in self.plan()]
         return {k: np.concatenate([p[k] for p in parts]) for k in names}
+
+
+def to_store_dtypes(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The arrays as stored: features float16 (clipped to its range), row stats int32, scores
+    float32; contiguous. The store's shards and the record cache (:mod:`coreselect.recordcache`)
+    both hold exactly this, so a row read from either is the same bytes.
+
+    >>> {k: v.dtype.name for k, v in to_store_dtypes({"mlp.3": np.ones((2, 4)), "n_tokens": np.ones(2)}).items()}
+    {'mlp.3': 'float16', 'n_tokens': 'int32'}
+    """
+    tensors = {}
+    for name, a in arrays.items():
+        if name in ROW_STATS:
+            tensors[name] = np.ascontiguousarray(a, dtype=np.int32)
+        elif name in ROW_SCORES:
+            tensors[name] = np.ascontiguousarray(a, dtype=np.float32)
+        else:
+            f = np.clip(a, -65000.0, 65000.0)  # float16 range: never store inf
+            tensors[name] = np.ascontiguousarray(f, dtype=np.float16)
+    return tensors
 
 
 def read_shard(root: Path, plan: ShardPlan, names: list[str]) -> dict[str, np.ndarray]:

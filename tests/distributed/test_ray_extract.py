@@ -94,10 +94,11 @@ def ray_work(tmp_path_factory) -> Path:
 
 
 @pytest.mark.parametrize("method", ["kcenter", "ltd"])
-def test_cli_select_on_ray_matches_local(tmp_path, data, tiny_dir, local_store, ray_work, method):
+def test_cli_select_on_ray_matches_local(tmp_path, data, tiny_dir, local_store, ray_work, method, monkeypatch):
     common = [str(data), "--n", "12", "--method", method, "--model", str(tiny_dir), *TINY_ARGS, "--seed", "3"]
     assert main(["-q", "select", *common, "-o", str(tmp_path / "local.jsonl"),
                  "--work-dir", str(tmp_path / "work")]) == 0
+    monkeypatch.setenv("CORESELECT_RECORD_CACHE", str(tmp_path / "ray-records"))  # the actors extract
     assert main(["-q", "select", *common, "-o", str(tmp_path / "ray.jsonl"), "--work-dir", str(ray_work),
                  "--engine", "ray", "--ray-actors", "2"]) == 0
     assert (tmp_path / "local.jsonl").read_bytes() == (tmp_path / "ray.jsonl").read_bytes()
@@ -116,6 +117,30 @@ def test_cli_extract_on_ray_reuses_a_complete_store(tmp_path, data, tiny_dir, lo
     assert main(["-q", "extract", str(data), "-o", str(store), "--model", str(tiny_dir), *TINY_ARGS,
                  "--engine", "ray"]) == 0
     assert {p.name: p.stat().st_mtime_ns for p in store.iterdir()} == before
+
+
+def test_ray_actors_extract_only_the_records_the_cache_lacks(tmp_path, data, tiny_dir, record_cache):
+    """A pool grown by three records and shuffled: the driver writes the shards it has every row
+    of, the actors extract the three new records only, and the cached rows keep their bytes."""
+    from coreselect.recordcache import count_records
+
+    spec, cfg = resolve_model(str(tiny_dir)), FeatureConfig(layers=(-1,))
+    recs = [json.loads(line) for line in data.read_text().splitlines()]
+    grown = recs + [{"instruction": f"New task {i}", "output": f"New answer {i}"} for i in range(3)]
+    order = np.random.default_rng(1).permutation(len(grown))
+    pool = tmp_path / "grown.jsonl"
+    pool.write_text("".join(json.dumps(grown[i]) + "\n" for i in order))
+    local = extract_features_ray(load_dataset(data), spec, cfg, tmp_path / "first", shard_rows=SHARD_ROWS,
+                                 progress=False, n_actors=2)
+    (folder,) = record_cache.iterdir()
+    assert local.extracted == N_RECORDS and count_records(folder) == N_RECORDS
+    store = extract_features_ray(load_dataset(pool), spec, cfg, tmp_path / "grown", shard_rows=SHARD_ROWS,
+                                 progress=False, n_actors=2)
+    assert store.extracted == 3 and count_records(folder) == N_RECORDS + 3  # nothing extracted twice
+    old, new = local.load(), store.load()
+    was = np.flatnonzero(order < N_RECORDS)
+    for k in old:
+        assert np.array_equal(new[k][was], old[k][order[was]]), k
 
 
 def test_ray_options_need_ray_engine(tmp_path, data, capsys):

@@ -47,10 +47,12 @@ def _without(m: dict, *paths: str) -> dict:
     return m
 
 
-def test_two_fresh_runs_are_byte_identical(tmp_path, data, tiny_dir):
+def test_two_fresh_runs_are_byte_identical(tmp_path, data, tiny_dir, monkeypatch):
     a, b = tmp_path / "a" / "core.jsonl", tmp_path / "b" / "core.jsonl"
     assert main(_select(data, a, tmp_path / "wa", tiny_dir)) == 0
+    monkeypatch.setenv("CORESELECT_RECORD_CACHE", str(tmp_path / "records-b"))  # fresh: extract again
     assert main(_select(data, b, tmp_path / "wb", tiny_dir)) == 0
+    assert read_manifest(b)["features"]["extracted"] == 24
     assert a.read_bytes() == b.read_bytes()
     ma, mb = read_manifest(a), read_manifest(b)
     assert _without(ma, "timings", "features.store") == _without(mb, "timings", "features.store")
@@ -63,7 +65,9 @@ def test_rerun_in_the_same_work_dir_gives_the_same_manifest(tmp_path, data, tiny
     first, m1 = out.read_bytes(), read_manifest(out)
     assert main(_select(data, out, tmp_path / "w", tiny_dir)) == 0
     assert out.read_bytes() == first
-    assert _without(read_manifest(out), "timings") == _without(m1, "timings")
+    assert (m1["features"]["extracted"], read_manifest(out)["features"]["extracted"]) == (24, 0)  # of this run
+    assert _without(read_manifest(out), "timings", "features.extracted") == _without(m1, "timings",
+                                                                                      "features.extracted")
 
 
 @pytest.mark.parametrize("method", ["kcenter", "random", "facility-location"])
@@ -78,13 +82,14 @@ def test_same_seed_same_core_other_seed_other_core(method, tmp_path, data, tiny_
         assert picks[0][1] != picks[2][1]
 
 
-def test_thread_count_does_not_change_features_or_selection(tmp_path, data, tiny_dir):
+def test_thread_count_does_not_change_features_or_selection(tmp_path, data, tiny_dir, monkeypatch):
     torch = pytest.importorskip("torch")
     before = torch.get_num_threads()
     stores, cores = [], []
     try:
         for n in (1, 2):
             torch.set_num_threads(n)
+            monkeypatch.setenv("CORESELECT_RECORD_CACHE", str(tmp_path / f"records-{n}"))  # extract each time
             out = tmp_path / f"core-{n}.jsonl"
             assert main(_select(data, out, tmp_path / f"w{n}", tiny_dir)) == 0
             stores.append(Path(read_manifest(out)["features"]["store"]))

@@ -8,7 +8,7 @@ import sys
 HELP = "list or clear the cache of converted models and feature stores"
 EPILOG = """examples:
   coreselect cache list                     # every entry with its size; stores with what they hold
-  coreselect cache clear --features         # the feature stores (asks first)
+  coreselect cache clear --features         # the feature stores and the record cache (asks first)
   coreselect cache clear --models --yes     # converted models and assembled GGUF files, no question
   coreselect cache clear --all --yes        # everything coreselect put there
 
@@ -25,7 +25,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     cl = acts.add_parser("clear", help="remove feature stores and/or converted models",
                          description="Remove feature stores and/or converted models from the cache.")
     what = cl.add_argument_group("what (one or more)")
-    what.add_argument("--features", action="store_true", help="feature stores (features/)")
+    what.add_argument("--features", action="store_true", help="feature stores (features/) and the record cache "
+                      "(records/: each record's features by content)")
     what.add_argument("--models", action="store_true", help="converted models (models/) and assembled GGUF "
                       "files (gguf/); they are rebuilt from their packages on the next use")
     what.add_argument("--all", action="store_true", help="everything: stores, models, evaluation task files, "
@@ -56,13 +57,14 @@ def run_list(args: argparse.Namespace) -> int:
 
 
 def run_clear(args: argparse.Namespace) -> int:
-    from coreselect.cache import MODEL_KINDS, cache_entries, human_size, remove_entries
+    from coreselect.cache import FEATURE_KINDS, MODEL_KINDS, cache_entries, human_size, remove_entries
     from coreselect.errors import ConfigError
     from coreselect.models import cache_dir
 
     if not (args.features or args.models or args.all):
         raise ConfigError("cache clear: say what to remove: --features, --models or --all")
-    kinds = None if args.all else (["features"] if args.features else []) + (list(MODEL_KINDS) if args.models else [])
+    kinds = None if args.all else (list(FEATURE_KINDS) if args.features else []) + (
+        list(MODEL_KINDS) if args.models else [])
     root = cache_dir()
     entries = cache_entries(root, kinds=kinds)
     if not entries:

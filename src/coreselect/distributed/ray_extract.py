@@ -19,7 +19,10 @@ its own defaults apply: restarts and unbounded retries.)
 
 The store directory (and the model folder, unless the model is a hub id) must be on storage
 that every node of the cluster sees, e.g. NFS; the driver reads the dataset and ships each
-shard's messages to the actors through Ray's object store.
+shard's messages to the actors through Ray's object store. So should the record cache
+(:mod:`coreselect.recordcache`, ``$CORESELECT_RECORD_CACHE``): the driver writes the shards it
+holds every record of; an actor extracts only the records of its shard the cache lacks (an actor
+that cannot see the cache extracts them all, and the cache gains nothing from it).
 """
 
 from __future__ import annotations
@@ -72,10 +75,13 @@ class ShardExtractor:
     batch_tokens : padded tokens per forward pass.
     trust_remote_code : allow model code from the model folder.
     num_threads : torch CPU threads (0: leave torch's default).
+    record_cache : the record-cache folder (:mod:`coreselect.recordcache`; shared storage, as the
+        store): only the records it lacks are extracted, and added to it. None: no cache.
     """
 
     def __init__(self, root: str, manifest: dict[str, Any], model: ModelSpec, config: FeatureConfig,
-                 batch_tokens: int = BATCH_TOKENS, trust_remote_code: bool = False, num_threads: int = 0) -> None:
+                 batch_tokens: int = BATCH_TOKENS, trust_remote_code: bool = False, num_threads: int = 0,
+                 record_cache: str | None = None) -> None:
         import torch
         import transformers
 
@@ -85,7 +91,7 @@ class ShardExtractor:
             torch.set_num_threads(num_threads)
         self.store = FeatureStore(Path(root), manifest)
         self._shard_fn = shard_function(model, config, batch_tokens=batch_tokens,
-                                        trust_remote_code=trust_remote_code)
+                                        trust_remote_code=trust_remote_code, record_cache=record_cache)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         shards, rows, tokens = [], [], []

@@ -173,13 +173,29 @@ ShardFn = Callable[[Sequence[Example]], dict[str, np.ndarray]]
 def shard_function(
     model: ModelSpec, config: FeatureConfig, *, batch_tokens: int = BATCH_TOKENS, trust_remote_code: bool = False,
     loaded: tuple[Any, Any] | None = None, describe: bool = False, on_batch: Callable[[int, int], None] | None = None,
+    record_cache: str | Path | None = None,
 ) -> ShardFn:
     """The function that turns one shard's examples into its arrays, for ``model`` x ``config``.
 
     Loads the model (or uses ``loaded``, a ``(model, tokenizer)`` pair); every executor builds
     it once per process or actor. With ``describe``, logs what is extracted and how.
     ``on_batch(rows, tokens)``: called after each batch (activations; text embeddings per shard).
+    ``record_cache``: the record-cache folder of ``model`` x ``config``
+    (:func:`~coreselect.recordcache.open_record_cache`): only the records it lacks are
+    extracted, and they are added to it.
     """
+    fn = _shard_function(model, config, batch_tokens=batch_tokens, trust_remote_code=trust_remote_code,
+                         loaded=loaded, describe=describe, on_batch=on_batch)
+    if record_cache is None:
+        return fn
+    from coreselect.recordcache import RecordCache, cached_shard_function
+
+    return cached_shard_function(fn, RecordCache(Path(record_cache)))
+
+
+def _shard_function(model: ModelSpec, config: FeatureConfig, *, batch_tokens: int, trust_remote_code: bool,
+                    loaded: tuple[Any, Any] | None, describe: bool, on_batch: Callable[[int, int], None] | None
+                    ) -> ShardFn:
     if config.kind == "text":
         from coreselect.features.text import TextEmbedder
 
