@@ -325,3 +325,39 @@ def test_compare_jobs_gives_the_serial_results(tiny_model: Path, records, tmp_pa
         run_experiment(cfg, tmp_path / "parallel", progress=False, jobs=0)
     again = run_experiment(cfg, tmp_path / "parallel", progress=False, jobs=2)  # all cached: no worker work
     assert [r["loss:held"] for r in again] == [r["loss:held"] for r in parallel]
+
+
+def test_token_matched_picks_and_the_clean_oracle(tiny_model: Path, records, tmp_path: Path) -> None:
+    """match_tokens: every pick is its method's order cut at random's expected training tokens
+    (budget x the pool's trainee tokens); clean:<column> picks only records whose label is empty."""
+    from coreselect.compare.stages import pool_tokens, select_stage
+
+    recs = records(40)
+    for i, r in enumerate(recs):
+        r["corruption"] = "swapped" if i % 3 == 0 else ""
+        r["output"] = r["output"] + " more" * (i % 7) * 5  # lengths vary
+    _write(tmp_path / "all.jsonl", recs)
+    cfg_path = _config(tmp_path, tiny_model, lambda n: recs, baselines=["random", "clean:corruption"],
+                       match_tokens=True, labels=["corruption"], budgets=[0.25])
+    (tmp_path / "all.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
+    cfg = load_config(cfg_path)
+    root = tmp_path / "run"
+    (root / "data").mkdir(parents=True)
+    from coreselect.compare.stages import materialise
+
+    pool = materialise(cfg.pool, root / "data" / "pool.jsonl")
+    tokens = pool_tokens(cfg, pool, root)
+    budget = 0.25 * sum(tokens)
+    arms = {a.method: a for a in plan_arms(cfg)}
+    assert set(arms) == {"random", "clean"} and arms["clean"].label == "clean-corruption (oracle)"
+    for arm in arms.values():
+        m = select_stage(cfg, arm, pool, root, progress=False)
+        used = sum(tokens[i] for i in m["indices"])
+        assert used == m["tokens"] <= budget == pytest.approx(m["token_budget"], abs=1)
+        assert used > budget - max(tokens)  # cut where the next record would not fit
+        written = [json.loads(line) for line in (root / "arms" / arm.name / "train.jsonl").read_text().splitlines()]
+        assert len(written) == len(m["indices"])
+    clean = select_stage(cfg, arms["clean"], pool, root, progress=False)
+    assert clean["precheck"]["corruption"]["flagged"] == 0.0
+    with pytest.raises(ConfigError, match="clean:<label column>"):
+        parse_config({"pool": "all.jsonl", "eval": "all.jsonl", "baselines": ["clean"]}, tmp_path)

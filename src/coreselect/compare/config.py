@@ -116,6 +116,9 @@ class ExperimentConfig:
     references: list[str] = field(default_factory=lambda: ["random", "longest"])
     #: each data source's YAML key -> (the source read, the candidates it was chosen from)
     sources: dict[str, tuple[str, list[str]]] = field(default_factory=dict)
+    #: token-matched arms: every pick is its method's own pick order cut at random's expected
+    #: training tokens (budget x the pool's tokens, counted by the trainee's tokenizer)
+    match_tokens: bool = False
     #: the comparison the preset is run to decide (its verdict heads the report); None: every pair
     #: is reported alike
     primary: PrimarySpec | None = None
@@ -189,6 +192,12 @@ def _int(where: str, value: Any, *, minimum: int = 0, allow_none: bool = False) 
         return None
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ConfigError(f"{where}: expected an integer >= {minimum}, got {value!r}")
+    return value
+
+
+def _bool(where: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(f"{where}: expected true or false, got {value!r}")
     return value
 
 
@@ -285,10 +294,12 @@ def _budgets(where: str, value: Any) -> list[float | int]:
 def _baselines(value: Any) -> list[str]:
     out = []
     for b in value or []:
-        if b in ("random", "full") or (isinstance(b, str) and b.startswith("balanced:") and len(b) > 9):
+        if b in ("random", "full") or (isinstance(b, str) and b.startswith(("balanced:", "clean:"))
+                                       and len(b.split(":", 1)[1]) > 0):
             out.append(b)
         else:
-            raise ConfigError(f"baselines: unknown baseline {b!r} (known: random, full, balanced:<label column>)")
+            raise ConfigError(f"baselines: unknown baseline {b!r} (known: random, full, balanced:<label column>, "
+                              f"clean:<label column>)")
     return out
 
 
@@ -319,12 +330,18 @@ def _primary(value: Any, evals: list[DataSlice], evaluation: EvalConfig, where: 
     return PrimarySpec((arms[0], arms[1]), name, metric)
 
 
+def oracle_label(baseline: str) -> str:
+    """The arm label of an oracle baseline: ``balanced:group`` -> ``balanced-group (oracle)``."""
+    kind, col = baseline.split(":", 1)
+    return f"{kind}-{col} (oracle)"
+
+
 def _check_primary_arms(primary: PrimarySpec | None, methods: list[MethodSpec], baselines: list[str],
                         where: str = "primary") -> None:
     if primary is None:
         return
-    labels = {m.label or m.name for m in methods} | {b for b in baselines if not b.startswith("balanced:")}
-    labels |= {f"balanced-{b.split(':', 1)[1]} (oracle)" for b in baselines if b.startswith("balanced:")}
+    labels = {m.label or m.name for m in methods} | {b for b in baselines if ":" not in b}
+    labels |= {oracle_label(b) for b in baselines if ":" in b}
     for a in primary.arms:
         if a not in labels:
             close = difflib.get_close_matches(a, sorted(labels), n=1)
@@ -336,7 +353,7 @@ def parse_config(raw: Any, base: Path, source: str = "") -> ExperimentConfig:
     """Validate a loaded YAML mapping; ``base`` is the folder relative paths start from."""
     d = as_mapping(source or "config", raw)
     known = ["pool", "eval", "selector", "trainee", "methods", "budgets", "seeds", "baselines", "evaluation",
-             "build", "labels", "random_curve", "references", "primary", "control"]
+             "build", "labels", "random_curve", "references", "primary", "control", "match_tokens"]
     check_keys(source or "config", d, known)
     if "pool" not in d:
         raise ConfigError(f"{source}: 'pool' is required")
@@ -377,7 +394,7 @@ def parse_config(raw: Any, base: Path, source: str = "") -> ExperimentConfig:
     _check_primary_arms(control, methods, baselines, "control")
     return ExperimentConfig(pool, evals, selector, trainee, methods, budgets, seeds, list(baselines),
                             evaluation, source, build, list(labels), curve, list(references), sources,
-                            primary, control)
+                            _bool("match_tokens", d.get("match_tokens", False)), primary, control)
 
 
 def load_config(path: str | Path) -> ExperimentConfig:

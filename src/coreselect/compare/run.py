@@ -30,7 +30,14 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
-from coreselect.compare.config import BUILD_PREFIX, DataSlice, ExperimentConfig, selector_json, trainee_json
+from coreselect.compare.config import (
+    BUILD_PREFIX,
+    DataSlice,
+    ExperimentConfig,
+    oracle_label,
+    selector_json,
+    trainee_json,
+)
 from coreselect.compare.stages import (
     Arm,
     NotRun,
@@ -73,11 +80,10 @@ def plan_arms(cfg: ExperimentConfig) -> list[Arm]:
             if "random" in cfg.baselines and "random" not in names:
                 arms.append(Arm(f"random-{_budget_label(budget)}-s{seed}", "random", budget, seed, label="random"))
             for b in cfg.baselines:
-                if b.startswith("balanced:"):
-                    col = b.split(":", 1)[1]
-                    label = f"balanced-{col} (oracle)"
-                    arms.append(Arm(f"balanced-{_safe(col)}-{_budget_label(budget)}-s{seed}", "balanced", budget,
-                                    seed, label=label, oracle_column=col))
+                if ":" in b:  # balanced:<col> (equal records per label), clean:<col> (empty label only)
+                    kind, col = b.split(":", 1)
+                    arms.append(Arm(f"{kind}-{_safe(col)}-{_budget_label(budget)}-s{seed}", kind, budget,
+                                    seed, label=oracle_label(b), oracle_column=col))
     for seed in cfg.seeds:
         for budget in cfg.random_curve:
             if budget not in cfg.budgets:
@@ -249,6 +255,7 @@ def _write_config(cfg: ExperimentConfig, root: Path) -> None:
         "methods": [asdict(m) for m in cfg.methods], "budgets": cfg.budgets, "seeds": cfg.seeds,
         "baselines": cfg.baselines, "labels": cfg.labels, "random_curve": cfg.random_curve,
         "references": cfg.references,
+        "match_tokens": cfg.match_tokens,
         "primary": asdict(cfg.primary) if cfg.primary else None,
         "control": asdict(cfg.control) if cfg.control else None,
         "evaluation": asdict(cfg.evaluation)})

@@ -142,6 +142,55 @@ def balanced_pick(labels: Sequence[str], k: int, seed: int) -> list[int]:
     return picks
 
 
+def clean_pick(labels: Sequence[str], k: int, seed: int) -> list[int]:
+    """``k`` random rows among those whose label is empty (an oracle that reads a corruption label).
+
+    >>> sorted(clean_pick(["", "swapped", "", "", "near-duplicate"], 2, 0)) in ([0, 2], [0, 3], [2, 3])
+    True
+    """
+    clean = [i for i, lab in enumerate(labels) if not lab]
+    rng = np.random.default_rng(seed)
+    return rng.choice(clean, size=min(k, len(clean)), replace=False).tolist()
+
+
+def token_prefix(order: Sequence[int], tokens: Sequence[int], budget: float) -> list[int]:
+    """The longest prefix of the pick ``order`` whose records hold at most ``budget`` tokens.
+
+    >>> token_prefix([3, 0, 1, 2], [10, 20, 30, 40], 75)
+    [3, 0]
+    """
+    out, used = [], 0
+    for i in order:
+        if used + tokens[i] > budget:
+            break
+        out.append(int(i))
+        used += tokens[i]
+    return out
+
+
+def pool_tokens(cfg: ExperimentConfig, pool: Dataset, root: Path) -> list[int]:
+    """Tokens each pool record gives the trainee (prompt and response as it trains on them, cut at
+    its ``max_length``; 0 for a record it drops), cached in ``DIR/data/pool-tokens.json``."""
+    from coreselect.finetune.train import encode_examples
+    from coreselect.models import resolve_model
+
+    tc = cfg.trainee
+    key = stage_key("pool-tokens", pool.fingerprint, tc.model, tc.max_length)
+    path = root / "data" / "pool-tokens.json"
+    if (m := cached(path, key)) is not None:
+        return m["tokens"]
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(resolve_model(tc.model, trust_remote_code=tc.trust_remote_code).path,
+                                        trust_remote_code=tc.trust_remote_code)
+    enc = encode_examples(pool.examples, tok, tc.max_length)
+    tokens = [0] * len(pool)
+    for i, row in zip(enc.kept, enc.rows):
+        tokens[i] = len(row["input_ids"])
+    write_json(path, {"stage_key": key, "tokens": tokens})
+    return tokens
+
+
 def precheck(pool: Dataset, rows: Sequence[int], columns: Sequence[str]) -> dict[str, Any]:
     """Label coverage of a pick (and the flagged share where a label is empty for clean records),
     with what a random pick of the same size gets in expectation."""
@@ -171,10 +220,12 @@ def select_stage(cfg: ExperimentConfig, arm: Arm, pool: Dataset, root: Path, pro
     from coreselect.pipeline import run_select
 
     job = cfg.selector_for(arm.spec) if arm.spec else cfg.selector
-    uses_features = arm.method not in ("random", "full", "balanced")
+    uses_features = arm.method not in ("random", "full", "balanced", "clean")
+    matched = cfg.match_tokens and arm.method != "full"
     key = stage_key("select", pool.fingerprint, arm.method, arm.budget, arm.seed, arm.params,
                     selector_json(job) if uses_features else None,
-                    *([arm.oracle_column] if arm.oracle_column else []))
+                    *([arm.oracle_column] if arm.oracle_column else []),
+                    *([{"match_tokens": stage_key(cfg.trainee.model, cfg.trainee.max_length)}] if matched else []))
     arm_dir = root / "arms" / arm.name
     marker = arm_dir / "select.json"
     out = arm_dir / "train.jsonl"
@@ -184,23 +235,39 @@ def select_stage(cfg: ExperimentConfig, arm: Arm, pool: Dataset, root: Path, pro
         raise NotRun(arm.name)
     if fresh:
         t = time.perf_counter()
+        k = arm.budget if isinstance(arm.budget, int) else max(1, round(arm.budget * len(pool)))
+        if matched and arm.method != "balanced":  # the method's own order over the whole pool, cut at
+            k = len(pool)                          # random's expected tokens (balanced: its own k, cut)
         if arm.method == "full":
             atomic_write_bytes(out, (root / "data" / "pool.jsonl").read_bytes())
             indices = list(range(len(pool)))
-        elif arm.method == "balanced":
-            k = arm.budget if isinstance(arm.budget, int) else max(1, round(arm.budget * len(pool)))
-            indices = balanced_pick(labels_of(pool, arm.oracle_column), k, arm.seed)
-            atomic_write_bytes(out, subset_bytes(pool, indices, out))
+        elif arm.method in ("balanced", "clean"):
+            pick = balanced_pick if arm.method == "balanced" else clean_pick
+            indices = pick(labels_of(pool, arm.oracle_column), k, arm.seed)
         else:
             log.info("[%s] select: %s, budget %s, seed %d", arm.name, arm.method, arm.budget, arm.seed)
+            whole = matched or None
             job = replace(job, data=str(root / "data" / "pool.jsonl"), output=str(out),
-                          ratio=arm.budget if isinstance(arm.budget, float) else None,
-                          n=arm.budget if isinstance(arm.budget, int) else None, method=arm.method,
+                          ratio=1.0 if whole else arm.budget if isinstance(arm.budget, float) else None,
+                          n=None if whole else arm.budget if isinstance(arm.budget, int) else None, method=arm.method,
                           method_params=dict(arm.params), seed=arm.seed, work_dir=str(root / "features"),
                           overwrite=True, progress=progress)
             indices = run_select(job).manifest.indices
+        extra: dict[str, Any] = {}
+        if matched:
+            tokens = pool_tokens(cfg, pool, root)
+            share = arm.budget if isinstance(arm.budget, float) else arm.budget / len(pool)
+            budget = share * sum(tokens)
+            indices = token_prefix(indices, tokens, budget)
+            extra = {"token_budget": round(budget), "tokens": sum(tokens[i] for i in indices)}
+            log.info("[%s] token-matched: %d records, %d of %d tokens", arm.name, len(indices), extra["tokens"],
+                     round(budget))
+        if arm.method != "full" and (matched or arm.method in ("balanced", "clean")):
+            atomic_write_bytes(out, subset_bytes(pool, indices, out))
+            # select's manifest lists the whole order: select.json holds the pick that trains
+            out.with_name(out.name + ".manifest.json").unlink(missing_ok=True)
         m = {"stage_key": key, "n_train": len(indices), "indices": indices,
-             "seconds": round(time.perf_counter() - t, 3)}
+             "seconds": round(time.perf_counter() - t, 3), **extra}
     else:
         log.info("[%s] select: done (cached)", arm.name)
     if cfg.labels and m.get("precheck_columns") != cfg.labels:  # labels can be added to a finished run
@@ -291,5 +358,5 @@ def task_metrics(result: dict[str, Any]) -> dict[str, float]:
     return out
 
 
-__all__ = ["Arm", "NotRun", "balanced_pick", "check_disjoint", "eval_stage", "materialise", "precheck", "select_stage",
+__all__ = ["Arm", "NotRun", "balanced_pick", "clean_pick", "pool_tokens", "token_prefix", "check_disjoint", "eval_stage", "materialise", "precheck", "select_stage",
            "stage_key", "task_metrics", "text_hash", "train_stage"]
