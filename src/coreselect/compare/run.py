@@ -205,11 +205,17 @@ def _train_and_evaluate(cfg: ExperimentConfig, arm: Arm, sel: dict[str, Any] | N
 
 
 def _worker_init(threads: int, level: int) -> None:
-    """A ``--jobs`` worker: its share of the cores, the parent's log level."""
+    """A ``--jobs`` worker: its share of the cores; coreselect's messages at the parent's level,
+    on stderr, each with the time and the worker's name."""
     import torch
 
     torch.set_num_threads(threads)
-    logging.basicConfig(level=level, format="%(asctime)s %(processName)s %(message)s", datefmt="%H:%M:%S")
+    lib = logging.getLogger("coreselect")
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(processName)s %(message)s", datefmt="%H:%M:%S"))
+    lib.addHandler(handler)
+    lib.setLevel(level)
+    lib.propagate = False
 
 
 def _unit(cfg: ExperimentConfig, arm: Arm, sel: dict[str, Any] | None, evals: dict[str, Any], root: Path
@@ -232,7 +238,7 @@ def _run_parallel(cfg: ExperimentConfig, arms: list[Arm], selected: dict[str, di
     log.info("compare: %d units of train + evaluate on %d processes, %d torch thread(s) each", len(arms),
              jobs, threads)
     with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn"), initializer=_worker_init,
-                             initargs=(threads, logging.getLogger().getEffectiveLevel())) as pool:
+                             initargs=(threads, logging.getLogger("coreselect").getEffectiveLevel())) as pool:
         futures = {pool.submit(_unit, cfg, arm, selected[arm.name], evals, root): arm for arm in arms}
         pending = set(futures)
         while pending:
