@@ -317,7 +317,13 @@ def test_compare_jobs_gives_the_serial_results(tiny_model: Path, records, tmp_pa
     finally:
         torch.set_num_threads(threads)
     monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    import coreselect.compare.report as report
+
+    written = []
+    real = report.write_reports
+    monkeypatch.setattr(report, "write_reports", lambda rows, *a, **k: written.append(len(rows)) or real(rows, *a, **k))
     parallel = run_experiment(cfg, tmp_path / "parallel", progress=False, jobs=2)
+    assert written == [1, 2]  # the report is rewritten as each unit finishes, not once at the end
     keys = ("arm", "n_train", "train_tokens", "loss:held", "_per_example:held")
     assert [[r[k] for k in keys] for r in parallel] == [[r[k] for k in keys] for r in serial]
     assert [r["arm"] for r in parallel] == [a.name for a in plan_arms(cfg)]

@@ -231,7 +231,7 @@ def _run_parallel(cfg: ExperimentConfig, arms: list[Arm], selected: dict[str, di
     stages are cached, so a rerun resumes)."""
     import multiprocessing as mp
     import os
-    from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     threads = max(1, cores // jobs)
@@ -242,7 +242,7 @@ def _run_parallel(cfg: ExperimentConfig, arms: list[Arm], selected: dict[str, di
         futures = {pool.submit(_unit, cfg, arm, selected[arm.name], evals, root): arm for arm in arms}
         pending = set(futures)
         while pending:
-            ready, pending = wait(pending, return_when=FIRST_EXCEPTION)
+            ready, pending = wait(pending, return_when=FIRST_COMPLETED)
             for f in ready:
                 arm = futures[f]
                 if f.exception() is not None:

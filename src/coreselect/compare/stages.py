@@ -157,7 +157,7 @@ def token_prefix(order: Sequence[int], tokens: Sequence[int], budget: float) -> 
     """The longest prefix of the pick ``order`` whose records hold at most ``budget`` tokens.
 
     >>> token_prefix([3, 0, 1, 2], [10, 20, 30, 40], 75)
-    [3, 0]
+    [3, 0, 1]
     """
     out, used = [], 0
     for i in order:
@@ -235,7 +235,8 @@ def select_stage(cfg: ExperimentConfig, arm: Arm, pool: Dataset, root: Path, pro
         raise NotRun(arm.name)
     if fresh:
         t = time.perf_counter()
-        k = arm.budget if isinstance(arm.budget, int) else max(1, round(arm.budget * len(pool)))
+        k = len(pool) if arm.budget is None else arm.budget if isinstance(arm.budget, int) \
+            else max(1, round(arm.budget * len(pool)))
         if matched and arm.method != "balanced":  # the method's own order over the whole pool, cut at
             k = len(pool)                          # random's expected tokens (balanced: its own k, cut)
         if arm.method == "full":
