@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from coreselect import __version__
+from coreselect._version import __version__
 from coreselect.data import Dataset
 from coreselect.errors import ConfigError, StoreError
 from coreselect.job import SelectJob

@@ -20,9 +20,9 @@ from typing import Any
 
 import numpy as np
 
+from coreselect.checkpoint import CHECKPOINT_SECONDS, drop_partial, read_partial, write_partial
 from coreselect.data import Dataset, Example
 from coreselect.features.activations import ActivationExtractor, length_batches
-from coreselect.features.checkpoint import CHECKPOINT_SECONDS, drop_partial, read_partial, write_partial
 from coreselect.features.config import FeatureConfig
 from coreselect.features.render import Rendered, has_chat_template, render_batch
 from coreselect.features.scores import shard_scores
@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 
 #: Rows per shard: large enough to batch well (rows are sorted by length across a shard; smaller
 #: shards made the demo's extraction 3x slower on a CPU); within a shard, checkpoints keep the
-#: finished batches (:mod:`coreselect.features.checkpoint`).
+#: finished batches (:mod:`coreselect.checkpoint`).
 SHARD_ROWS = 512
 #: Padded tokens per forward pass (batch size x longest row in the batch).
 BATCH_TOKENS = 8192
@@ -247,25 +247,6 @@ def run_shard(store: FeatureStore, plan: ShardPlan, examples: Sequence[Example],
     drop_partial(store, plan)
     release_free_memory()
     return int(arrays["n_tokens"].sum())
-
-
-def extract_features(ds: Dataset, model: ModelSpec, config: FeatureConfig, out_dir: str | Path, *,
-                     loaded: tuple[Any, Any] | None = None, **options: Any) -> FeatureStore:
-    """Extract features of every example into ``out_dir`` in this process, resuming what is
-    already there: :meth:`LocalExecutor(loaded).extract <coreselect.executor.Executor.extract>`,
-    whose keyword ``options`` (``shard_rows``, ``batch_tokens``, ``progress``,
-    ``trust_remote_code``) it takes; ``loaded`` is a ``(model, tokenizer)`` pair already in memory.
-
-    Examples
-    --------
-    >>> store = extract_features(load_dataset("train.jsonl"), resolve_model(None), FeatureConfig(),
-    ...                          "feats/", shard_rows=256)  # doctest: +SKIP
-    >>> store.manifest["complete"]  # doctest: +SKIP
-    True
-    """
-    from coreselect.executor import LocalExecutor
-
-    return LocalExecutor(loaded=loaded).extract(ds, model, config, out_dir, **options)
 
 
 def release_free_memory() -> None:
