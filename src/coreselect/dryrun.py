@@ -202,13 +202,10 @@ def _resolve(job: SelectJob) -> Any:
 
 def _complete(store_dir: Path, key: str) -> dict[str, Any] | None:
     """The manifest of a complete store of ``key`` at ``store_dir``, else None."""
-    import json
+    from coreselect.store import peek
 
-    try:
-        m = json.loads((store_dir / "manifest.json").read_text())
-    except (OSError, ValueError):
-        return None
-    return m if m.get("complete") and m.get("key") == key and isinstance(m.get("stats"), dict) else None
+    m = peek(store_dir)
+    return m if m is not None and m.get("complete") and m.get("key") == key and isinstance(m.get("stats"), dict) else None
 
 
 def _shard_function(job: SelectJob, spec: Any) -> tuple[Any, Any, str]:

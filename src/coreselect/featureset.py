@@ -189,31 +189,19 @@ def check_rows(n_rows: int, n_pool: int, source: str) -> None:
 
 
 def store_mismatch(store_manifest: dict[str, Any], want: dict[str, Any]) -> str | None:
-    """Why a store does not hold the features ``want`` describes (``data``, ``model``,
-    ``config`` as :func:`coreselect.features.extract.open_store` records them), naming which of
-    data, model and feature options differ; None when its key matches.
+    """Why a store does not hold the features ``want`` describes, as a selection says it:
+    :meth:`coreselect.store.mismatch(...).explain() <coreselect.store.Mismatch.explain>`; None
+    when its key matches.
 
     >>> old = {"key": "a", "data": {"fingerprint": "sha256:1", "path": "a.jsonl"},
     ...        "model": {"name": "m", "fingerprint": "x"}, "config": {"layers": [15]}}
     >>> store_mismatch(old, {**old, "key": "b", "config": {"layers": [8]}})
     'other feature options (layers: stored [15], now [8])'
     """
-    if store_manifest.get("key") == want.get("key"):
-        return None
-    parts = []
-    a, b = store_manifest.get("data") or {}, want.get("data") or {}
-    if a.get("fingerprint") != b.get("fingerprint"):
-        parts.append(f"other data (stored: {a.get('path')}, {str(a.get('fingerprint'))[:15]}; now: {b.get('path')}, "
-                     f"{str(b.get('fingerprint'))[:15]})")
-    a, b = store_manifest.get("model") or {}, want.get("model") or {}
-    if a.get("fingerprint") != b.get("fingerprint"):
-        parts.append(f"another model (stored: {a.get('name')}; now: {b.get('name')}; pass --model {a.get('name')})")
-    a, b = store_manifest.get("config") or {}, want.get("config") or {}
-    diff = [f"{k}: stored {json.dumps(a.get(k))}, now {json.dumps(b.get(k))}" for k in sorted(set(a) | set(b))
-            if a.get(k) != b.get(k)]
-    if diff:
-        parts.append("other feature options (" + "; ".join(diff) + ")")
-    return "; ".join(parts) or "another extraction (its key differs)"
+    from coreselect.store import mismatch
+
+    m = mismatch(store_manifest, want)
+    return None if m is None else m.explain()
 
 
 def check_store_data(store: FeatureStore, fingerprint: str | None, n_pool: int) -> None:

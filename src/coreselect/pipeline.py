@@ -80,20 +80,15 @@ def features_dir(job: SelectJob, key: str) -> Path:
 def check_store(root: Path, ds: Dataset, spec: Any, config: Any, key: str) -> None:
     """A one-line :class:`StoreError` when the store at ``root`` (``--features-dir``) holds features of
     other data, another model or other options, saying which; nothing when it matches or is new."""
-    import json
+    from coreselect.store import mismatch, peek
 
-    from coreselect.featureset import store_mismatch
-
-    try:
-        have = json.loads((root / "manifest.json").read_text())
-    except (OSError, ValueError):
+    have = peek(root)
+    if have is None:
         return  # no store yet (or not one): FeatureStore.create decides
-    if not isinstance(have, dict):
-        return
-    why = store_mismatch(have, {"key": key, "data": {"path": str(ds.path), "fingerprint": ds.fingerprint},
-                                "model": spec.to_json(), "config": config.to_json()})
+    why = mismatch(have, {"key": key, "data": {"path": str(ds.path), "fingerprint": ds.fingerprint},
+                          "model": spec.to_json(), "config": config.to_json()})
     if why:
-        what = why.replace("another model", "features of another model", 1)
+        what = why.explain().replace("another model", "features of another model", 1)
         raise StoreError(f"{root}: holds {what}; use a store of this data, model and options, or another directory")
 
 
