@@ -191,13 +191,10 @@ def estimate(job: SelectJob) -> Estimate:
 
 
 def _resolve(job: SelectJob) -> Any:
-    if job.features.kind == "text":
-        from coreselect.features.text import resolve_text_model
+    from coreselect.features.extract import resolve_feature_model
 
-        return resolve_text_model(job.model)
-    from coreselect.models import resolve_model
-
-    return resolve_model(job.model, trust_remote_code=job.trust_remote_code, progress=job.progress)
+    return resolve_feature_model(job.features, job.model, trust_remote_code=job.trust_remote_code,
+                                 progress=job.progress)
 
 
 def _complete(store_dir: Path, key: str) -> dict[str, Any] | None:

@@ -26,7 +26,7 @@ from coreselect.features.activations import ActivationExtractor, length_batches
 from coreselect.features.config import FeatureConfig
 from coreselect.features.render import Rendered, has_chat_template, render_batch
 from coreselect.features.scores import shard_scores
-from coreselect.models import ModelSpec, load_model
+from coreselect.models import ModelSpec, load_model, resolve_model
 from coreselect.store import FeatureStore, ShardPlan, read_shard
 
 log = logging.getLogger(__name__)
@@ -191,6 +191,22 @@ def shard_function(
     from coreselect.recordcache import RecordCache, cached_shard_function
 
     return cached_shard_function(fn, RecordCache(Path(record_cache)))
+
+
+def resolve_feature_model(config: FeatureConfig, model: str | None, *, trust_remote_code: bool = False,
+                          progress: bool = True) -> ModelSpec:
+    """The model that extracts ``config.kind`` features: ``model`` (a hub id, a folder, a GGUF
+    file; None: the kind's default) resolved as that kind loads it. The one place that maps a
+    feature kind to its model (the select pipeline, its dry run and ``coreselect extract`` use it).
+
+    >>> resolve_feature_model(FeatureConfig(kind="text"), None).name  # doctest: +SKIP
+    'sentence-transformers/all-MiniLM-L6-v2'
+    """
+    if config.kind == "text":
+        from coreselect.features.text import resolve_text_model
+
+        return resolve_text_model(model)
+    return resolve_model(model, trust_remote_code=trust_remote_code, progress=progress)
 
 
 def _shard_function(model: ModelSpec, config: FeatureConfig, *, batch_tokens: int, trust_remote_code: bool,
