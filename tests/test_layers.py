@@ -37,3 +37,14 @@ def test_import_linter_contracts_are_kept():
     r = subprocess.run([str(lint)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stdout[-3000:]
     assert "0 broken" in r.stdout
+
+
+def test_the_one_record_normaliser_keeps_stage_keys_and_pool_hashes_byte_identical():
+    from coreselect.compare.pools import normalised_text
+    from coreselect.compare.stages import text_hash
+    from coreselect.data import fold_text, from_records
+
+    ds = from_records([{"instruction": "Say  HI\tthere", "input": "to Bob", "output": "Hi  Bob!\n"}])
+    assert text_hash(ds.examples[0]) == "4bd5e29f3a46f7ec347794360db4934976ae61d9"  # as before issue 22
+    assert normalised_text({"instruction": "Say  HI", "input": "", "output": "Hi  Bob!<|endoftext|>"}) == "say hi hi bob!"
+    assert fold_text("A\u001fB", " c ") == "a b c"
