@@ -1,12 +1,12 @@
 # make install  - create .venv and install everything (idempotent: a second run does nothing slow)
 # make demo     - run the main job on the embedded demo dataset
-# make test     - install, then run the test suite
+# make test     - install, then check the import layers (.importlinter) and run the test suite
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install browser demo test lint clean
+.PHONY: install browser demo test imports lint clean
 
 install: $(STAMP)
 
@@ -30,10 +30,15 @@ browser:
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
 	  || echo "chromium not installed: the browser test will be skipped"; }
 
-test: install browser
+# lint-imports: the layers and no import cycles (.importlinter); import_graph.py prints any cycle
+test: install browser imports
 	$(BIN)/python -m pytest -q
 
-lint: install
+imports: install
+	$(BIN)/lint-imports
+	$(BIN)/python benchmarks/import_graph.py
+
+lint: install imports
 	$(BIN)/ruff check src tests benchmarks
 
 clean:

@@ -27,8 +27,8 @@ from pathlib import Path
 import numpy as np
 
 from coreselect.data import load_dataset
+from coreselect.engine import extract_features
 from coreselect.features.config import FeatureConfig
-from coreselect.features.extract import extract_features
 from coreselect.features.text import resolve_text_model
 from coreselect.features.transform import prepare_features, raw_features
 from coreselect.metrics import coverage_metrics, label_metrics

@@ -145,9 +145,10 @@ def load(dtype: str = "bfloat16"):
 
 def main_table(args, data: Path) -> None:
     from coreselect.data import load_dataset
+    from coreselect.engine import extract_features
     from coreselect.features.activations import ActivationExtractor
     from coreselect.features.config import FeatureConfig
-    from coreselect.features.extract import SHARD_ROWS, extract_features
+    from coreselect.features.extract import SHARD_ROWS
 
     spec, model, tok = load()
     cfg = FeatureConfig()
@@ -321,8 +322,8 @@ def rss_child(n: int, data: Path) -> None:
     import psutil
 
     from coreselect.data import load_dataset
+    from coreselect.engine import extract_features
     from coreselect.features.config import FeatureConfig
-    from coreselect.features.extract import extract_features
 
     spec, model, tok = load()
     after_load = psutil.Process().memory_info().rss

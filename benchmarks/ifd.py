@@ -61,7 +61,7 @@ def alpaca_slice(offset: int, n: int, dst: Path) -> Path:
 
 
 def extract_timed(ds: Any, spec: Any, loaded: Any, config: Any, out: Path) -> tuple[Any, float]:
-    from coreselect.features.extract import extract_features
+    from coreselect.engine import extract_features
 
     t = time.perf_counter()
     store = extract_features(ds, spec, config, out, loaded=loaded, progress=False)

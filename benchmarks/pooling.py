@@ -19,8 +19,8 @@ import numpy as np
 
 from coreselect.data import load_dataset
 from coreselect.demo import demo_path
+from coreselect.engine import extract_features
 from coreselect.features.config import FeatureConfig
-from coreselect.features.extract import extract_features
 from coreselect.features.transform import prepare_features
 from coreselect.metrics import label_metrics
 from coreselect.models import resolve_model

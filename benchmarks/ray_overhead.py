@@ -57,10 +57,10 @@ def main() -> None:
     import ray
 
     from coreselect.data import load_dataset
-    from coreselect.distributed.ray_extract import extract_features_ray
+    from coreselect.distributed.executor import extract_features_ray
     from coreselect.distributed.ray_select import FeatureActors, kcenter_ray
+    from coreselect.engine import extract_features
     from coreselect.features.config import FeatureConfig
-    from coreselect.features.extract import extract_features
     from coreselect.features.transform import prepare_features
     from coreselect.models import resolve_model
     from coreselect.selection import kcenter_greedy

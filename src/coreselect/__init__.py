@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 
-__version__ = "0.1.0"
+from coreselect._version import __version__
 
 # oneDNN (torch's CPU matmul backend) caches compiled kernels per input shape, 1,024 by default.
 # Extraction runs batches of ever-new shapes, so that cache grew the process by ~50 MB per 512

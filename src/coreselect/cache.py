@@ -105,8 +105,12 @@ def _size(path: Path) -> int:
 
 
 def _store_info(path: Path) -> dict[str, Any]:
+    from coreselect.store import peek
+
     try:
-        m = json.loads((path / "manifest.json").read_text())
+        m = peek(path, errors="raise")
+        if m is None:
+            raise FileNotFoundError(path / "manifest.json")
         data = (m.get("data") or {}).get("path")
         return {"data": data, "data_exists": bool(data) and Path(data).exists(),
                 "data_fingerprint": (m.get("data") or {}).get("fingerprint"),

@@ -94,6 +94,21 @@ class Dataset:
         return len(self.examples)
 
 
+def fold_text(*parts: str) -> str:
+    """Text parts of a record folded for "is this the same record" checks: joined, lower-cased,
+    every run of whitespace one space. The one normaliser behind the pool/eval overlap check
+    (:func:`coreselect.compare.stages.text_hash`) and duplicate detection when pools are built
+    (:func:`coreselect.compare.pools.normalised_text`).
+
+    The parts are joined with U+001F, which ``str.split`` counts as whitespace, so in effect with
+    a space; kept so, since cached stage keys and built pools hash this text.
+
+    >>> fold_text("Say  HI there", "To Bob ")
+    'say hi there to bob'
+    """
+    return " ".join("\x1f".join(parts).lower().split())
+
+
 def load_dataset(path: str | os.PathLike[str], *, on_error: Literal["raise", "skip"] = "raise",
                  columns: Mapping[str, str] | None = None) -> Dataset:
     """Read an instruction dataset: a file, a ``save_to_disk`` folder or a Hugging Face dataset id.

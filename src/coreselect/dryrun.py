@@ -191,24 +191,18 @@ def estimate(job: SelectJob) -> Estimate:
 
 
 def _resolve(job: SelectJob) -> Any:
-    if job.features.kind == "text":
-        from coreselect.features.text import resolve_text_model
+    from coreselect.features.extract import resolve_feature_model
 
-        return resolve_text_model(job.model)
-    from coreselect.models import resolve_model
-
-    return resolve_model(job.model, trust_remote_code=job.trust_remote_code, progress=job.progress)
+    return resolve_feature_model(job.features, job.model, trust_remote_code=job.trust_remote_code,
+                                 progress=job.progress)
 
 
 def _complete(store_dir: Path, key: str) -> dict[str, Any] | None:
     """The manifest of a complete store of ``key`` at ``store_dir``, else None."""
-    import json
+    from coreselect.store import peek
 
-    try:
-        m = json.loads((store_dir / "manifest.json").read_text())
-    except (OSError, ValueError):
-        return None
-    return m if m.get("complete") and m.get("key") == key and isinstance(m.get("stats"), dict) else None
+    m = peek(store_dir)
+    return m if m is not None and m.get("complete") and m.get("key") == key and isinstance(m.get("stats"), dict) else None
 
 
 def _shard_function(job: SelectJob, spec: Any) -> tuple[Any, Any, str]:

@@ -189,31 +189,19 @@ def check_rows(n_rows: int, n_pool: int, source: str) -> None:
 
 
 def store_mismatch(store_manifest: dict[str, Any], want: dict[str, Any]) -> str | None:
-    """Why a store does not hold the features ``want`` describes (``data``, ``model``,
-    ``config`` as :func:`coreselect.features.extract.open_store` records them), naming which of
-    data, model and feature options differ; None when its key matches.
+    """Why a store does not hold the features ``want`` describes, as a selection says it:
+    :meth:`coreselect.store.mismatch(...).explain() <coreselect.store.Mismatch.explain>`; None
+    when its key matches.
 
     >>> old = {"key": "a", "data": {"fingerprint": "sha256:1", "path": "a.jsonl"},
     ...        "model": {"name": "m", "fingerprint": "x"}, "config": {"layers": [15]}}
     >>> store_mismatch(old, {**old, "key": "b", "config": {"layers": [8]}})
     'other feature options (layers: stored [15], now [8])'
     """
-    if store_manifest.get("key") == want.get("key"):
-        return None
-    parts = []
-    a, b = store_manifest.get("data") or {}, want.get("data") or {}
-    if a.get("fingerprint") != b.get("fingerprint"):
-        parts.append(f"other data (stored: {a.get('path')}, {str(a.get('fingerprint'))[:15]}; now: {b.get('path')}, "
-                     f"{str(b.get('fingerprint'))[:15]})")
-    a, b = store_manifest.get("model") or {}, want.get("model") or {}
-    if a.get("fingerprint") != b.get("fingerprint"):
-        parts.append(f"another model (stored: {a.get('name')}; now: {b.get('name')}; pass --model {a.get('name')})")
-    a, b = store_manifest.get("config") or {}, want.get("config") or {}
-    diff = [f"{k}: stored {json.dumps(a.get(k))}, now {json.dumps(b.get(k))}" for k in sorted(set(a) | set(b))
-            if a.get(k) != b.get(k)]
-    if diff:
-        parts.append("other feature options (" + "; ".join(diff) + ")")
-    return "; ".join(parts) or "another extraction (its key differs)"
+    from coreselect.store import mismatch
+
+    m = mismatch(store_manifest, want)
+    return None if m is None else m.explain()
 
 
 def check_store_data(store: FeatureStore, fingerprint: str | None, n_pool: int) -> None:
@@ -239,6 +227,50 @@ def labels_of(ds: Dataset, columns: Sequence[str], *, what: str = "label column"
         out[col] = np.array([v if isinstance(v := e.record[col], str) else json.dumps(v, sort_keys=True)
                              for e in ds.examples], dtype=object)
     return out
+
+
+def load_selection(m: SelectionManifest, *, features_dir: str | Path | None = None, normalize: str | None = None
+                   ) -> tuple[Dataset, np.ndarray | None, FeatureStore | None, str]:
+    """The data of a selection, checked against its manifest, and the features to score it on
+    (:func:`selection_features`): ``(dataset, X or None, store or None, where X came from)``."""
+    from coreselect.data import load_dataset
+
+    ds = load_dataset(m.resolve(m.data.path), on_error="skip" if m.counts.skipped else "raise",
+                      columns=m.data.columns)
+    if m.data.fingerprint and ds.fingerprint != m.data.fingerprint:
+        raise StoreError(f"{m.data.path}: the data changed since the selection (fingerprint differs)")
+    if m.rows is None:
+        raise ConfigError(f"{m.path or 'manifest'}: the manifest lists no feature-store rows (written by an older "
+                          "version)")
+    return (ds, *selection_features(m, len(ds), features_dir=features_dir, normalize=normalize))
+
+
+def selection_features(m: SelectionManifest, n_pool: int, *, features_dir: str | Path | None = None,
+                       normalize: str | None = None) -> tuple[np.ndarray | None, FeatureStore | None, str]:
+    """The features to score a selection on: the store ``features_dir`` when given (any store of
+    the same data; ``normalize`` default ``center-l2``), else the manifest's own store or
+    features file (default: normalised as it was scored); ``(None, None, "")`` when it used none."""
+    from coreselect.features.transform import prepare_features
+    from coreselect.store import FeatureStore
+
+    if features_dir is not None:
+        store = FeatureStore.open(features_dir)
+        check_store_data(store, m.data.fingerprint, n_pool)
+        return prepare_features(store.load(store.groups), normalize=normalize or "center-l2"), store, str(store.root)
+    if m.features is None:
+        return None, None, ""
+    norm = normalize or m.features.scored_with
+    if m.features.config.get("kind") == "matrix":  # select(data, features=X): nothing on disk to read back
+        raise ConfigError(f"{m.path or 'manifest'}: the selection used a feature matrix held in memory; save it "
+                          "(numpy.save) and select with --features-file, or pass features_dir= (--features-dir) "
+                          "a store of the same data")
+    if m.features.store.endswith(FEATURE_FILE_TYPES):  # features the user brought (--features-file)
+        path = m.resolve(m.features.store)
+        groups = read_features_file(path)
+        check_rows(next(iter(groups.values())).shape[0], n_pool, str(path))
+        return prepare_features(groups, normalize=norm), None, str(path)
+    store = m.open_store()
+    return prepare_features(store.load(store.groups), normalize=norm), store, str(store.root)
 
 
 def load_features(source: str | os.PathLike[str] | SelectionManifest | FeatureStore, *,
@@ -267,8 +299,6 @@ def load_features(source: str | os.PathLike[str] | SelectionManifest | FeatureSt
     if p is not None and p.is_file() and p.suffix == ".json":
         m = SelectionManifest.read(p)
     if m is not None:
-        from coreselect.score import load_selection
-
         ds, X, store, where = load_selection(m, features_dir=features_dir, normalize=normalize)
         if X is None:
             raise StoreError(f"{m.path or 'manifest'}: the selection used no features; pass features_dir= (or "
@@ -294,4 +324,4 @@ def load_features(source: str | os.PathLike[str] | SelectionManifest | FeatureSt
 
 __all__ = ["FEATURE_FILE_TYPES", "Features", "check_rows", "check_store_data", "features_matrix", "labels_of",
            "load_features",
-           "read_features_file", "select_on_file", "store_mismatch"]
+           "load_selection", "read_features_file", "select_on_file", "selection_features", "store_mismatch"]

@@ -22,12 +22,12 @@ from typing import Any
 
 import numpy as np
 
-from coreselect import __version__
+from coreselect._version import __version__
 from coreselect.data import Dataset
 from coreselect.errors import ConfigError, StoreError
 from coreselect.job import SelectJob
 from coreselect.manifest import Budget, Counts, DataRef, FeatureRef, MethodRef, SelectionManifest
-from coreselect.models import cache_dir, resolve_model
+from coreselect.models import cache_dir
 from coreselect.output import atomic_write_bytes, check_output_name, check_writable, subset_bytes
 from coreselect.score import label_scores, score_selection
 from coreselect.selection import make_selector
@@ -80,20 +80,15 @@ def features_dir(job: SelectJob, key: str) -> Path:
 def check_store(root: Path, ds: Dataset, spec: Any, config: Any, key: str) -> None:
     """A one-line :class:`StoreError` when the store at ``root`` (``--features-dir``) holds features of
     other data, another model or other options, saying which; nothing when it matches or is new."""
-    import json
+    from coreselect.store import mismatch, peek
 
-    from coreselect.featureset import store_mismatch
-
-    try:
-        have = json.loads((root / "manifest.json").read_text())
-    except (OSError, ValueError):
+    have = peek(root)
+    if have is None:
         return  # no store yet (or not one): FeatureStore.create decides
-    if not isinstance(have, dict):
-        return
-    why = store_mismatch(have, {"key": key, "data": {"path": str(ds.path), "fingerprint": ds.fingerprint},
-                                "model": spec.to_json(), "config": config.to_json()})
+    why = mismatch(have, {"key": key, "data": {"path": str(ds.path), "fingerprint": ds.fingerprint},
+                          "model": spec.to_json(), "config": config.to_json()})
     if why:
-        what = why.replace("another model", "features of another model", 1)
+        what = why.explain().replace("another model", "features of another model", 1)
         raise StoreError(f"{root}: holds {what}; use a store of this data, model and options, or another directory")
 
 
@@ -101,7 +96,7 @@ def run_select(job: SelectJob) -> SelectResult:
     """Run the whole select job; see :class:`SelectJob` for the options."""
     from coreselect.demo import demo_path
     from coreselect.executor import make_executor
-    from coreselect.features.extract import store_key
+    from coreselect.features.extract import resolve_feature_model, store_key
 
     timings: dict[str, float] = {}
     t = time.perf_counter()
@@ -131,12 +126,8 @@ def run_select(job: SelectJob) -> SelectResult:
         X_scored, removed, user_features = select_on_file(job, selector, ds)
     elif selector.needs_features or selector.needs_scores or job.dedup is not None or job.budget_tokens is not None:
         t = time.perf_counter()
-        if job.features.kind == "text":
-            from coreselect.features.text import resolve_text_model
-
-            spec = resolve_text_model(job.model)
-        else:
-            spec = resolve_model(job.model, trust_remote_code=job.trust_remote_code, progress=job.progress)
+        spec = resolve_feature_model(job.features, job.model, trust_remote_code=job.trust_remote_code,
+                                     progress=job.progress)
         key = store_key(ds.fingerprint, spec, job.features)
         where = Path(job.features_dir) if job.features_dir else features_dir(job, key)
         if job.features_dir:

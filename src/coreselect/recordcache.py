@@ -284,7 +284,7 @@ def fill_from_cache(store: FeatureStore, pending: list[ShardPlan], hashes: Seque
     Returns the shards still pending, the number of distinct records in them to extract and the
     number of rows of ``pending`` the cache holds.
     """
-    from coreselect.features.checkpoint import drop_partial
+    from coreselect.checkpoint import drop_partial
 
     cache.refresh()
     left = []

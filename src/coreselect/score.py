@@ -21,12 +21,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-from coreselect.data import Dataset, load_dataset
-from coreselect.errors import ConfigError, StoreError
+from coreselect.data import Dataset
+from coreselect.featureset import labels_of, load_selection, selection_features
 from coreselect.metrics import (
     RANDOM_SEEDS,
     coverage_metrics,
@@ -35,17 +35,11 @@ from coreselect.metrics import (
     random_label_metrics,
 )
 
-if TYPE_CHECKING:
-    from coreselect.manifest import SelectionManifest
-    from coreselect.store import FeatureStore
-
 log = logging.getLogger(__name__)
 
 
 def label_scores(ds: Dataset, rows: Sequence[int], columns: Sequence[str]) -> dict[str, Any]:
     """Coverage and balance of each label column (labels are read here only, never by selectors)."""
-    from coreselect.featureset import labels_of
-
     labels = labels_of(ds, columns)  # a missing column is one error, even with no rows
     return {col: label_metrics(list(v), list(rows)) for col, v in labels.items()} if len(rows) else {}
 
@@ -67,55 +61,10 @@ def score_selection(X: np.ndarray | None, rows: Sequence[int], ds: Dataset, labe
             rnd["coverage"] = {key: v for key, v in random_coverage(X, k, seeds=random_seeds).items()  # type: ignore[arg-type]
                                if key != "seeds"}
         if label_columns:
-            from coreselect.featureset import labels_of
-
             rnd["labels"] = {col: {key: v for key, v in random_label_metrics(list(lab), k, seeds=random_seeds).items()
                                    if key != "seeds"} for col, lab in labels_of(ds, label_columns).items()}
         scores["random"] = rnd
     return scores
-
-
-def load_selection(m: SelectionManifest, *, features_dir: str | Path | None = None, normalize: str | None = None
-                   ) -> tuple[Dataset, np.ndarray | None, FeatureStore | None, str]:
-    """The data of a selection, checked against its manifest, and the features to score it on
-    (:func:`selection_features`): ``(dataset, X or None, store or None, where X came from)``."""
-    ds = load_dataset(m.resolve(m.data.path), on_error="skip" if m.counts.skipped else "raise",
-                      columns=m.data.columns)
-    if m.data.fingerprint and ds.fingerprint != m.data.fingerprint:
-        raise StoreError(f"{m.data.path}: the data changed since the selection (fingerprint differs)")
-    if m.rows is None:
-        raise ConfigError(f"{m.path or 'manifest'}: the manifest lists no feature-store rows (written by an older "
-                          "version)")
-    return (ds, *selection_features(m, len(ds), features_dir=features_dir, normalize=normalize))
-
-
-def selection_features(m: SelectionManifest, n_pool: int, *, features_dir: str | Path | None = None,
-                       normalize: str | None = None) -> tuple[np.ndarray | None, FeatureStore | None, str]:
-    """The features to score a selection on: the store ``features_dir`` when given (any store of
-    the same data; ``normalize`` default ``center-l2``), else the manifest's own store or
-    features file (default: normalised as it was scored); ``(None, None, "")`` when it used none."""
-    from coreselect.features.transform import prepare_features
-    from coreselect.featureset import FEATURE_FILE_TYPES, check_rows, check_store_data, read_features_file
-    from coreselect.store import FeatureStore
-
-    if features_dir is not None:
-        store = FeatureStore.open(features_dir)
-        check_store_data(store, m.data.fingerprint, n_pool)
-        return prepare_features(store.load(store.groups), normalize=normalize or "center-l2"), store, str(store.root)
-    if m.features is None:
-        return None, None, ""
-    norm = normalize or m.features.scored_with
-    if m.features.config.get("kind") == "matrix":  # select(data, features=X): nothing on disk to read back
-        raise ConfigError(f"{m.path or 'manifest'}: the selection used a feature matrix held in memory; save it "
-                          "(numpy.save) and select with --features-file, or pass features_dir= (--features-dir) "
-                          "a store of the same data")
-    if m.features.store.endswith(FEATURE_FILE_TYPES):  # features the user brought (--features-file)
-        path = m.resolve(m.features.store)
-        groups = read_features_file(path)
-        check_rows(next(iter(groups.values())).shape[0], n_pool, str(path))
-        return prepare_features(groups, normalize=norm), None, str(path)
-    store = m.open_store()
-    return prepare_features(store.load(store.groups), normalize=norm), store, str(store.root)
 
 
 def score_manifest(path: str | Path, label_columns: Sequence[str] = (), *, features_dir: str | Path | None = None,

@@ -90,7 +90,7 @@ class FeatureStore:
         if path.exists():
             old = _read_manifest(path)
             if old.get("key") != manifest["key"]:
-                raise StoreError(f"{root}: holds features of {_difference(old, manifest)}, not of this "
+                raise StoreError(f"{root}: holds features of {mismatch(old, manifest)}, not of this "
                                  "run; use another directory or delete it")
             if old["n_rows"] != manifest["n_rows"]:
                 raise StoreError(f"{path}: n_rows is {old['n_rows']} but the data has "
@@ -285,22 +285,110 @@ def _check_manifest(path: Path, m: dict[str, Any]) -> None:
         raise StoreError(f'{path}: field "scores": must be a list of column names')
 
 
-def _difference(old: dict[str, Any], new: dict[str, Any]) -> str:
-    """What differs between a stored manifest and a new one, for the user."""
-    parts = []
-    for key, what in (("data", "data"), ("model", "model")):
-        a, b = old.get(key) or {}, new.get(key) or {}
-        fa = a.get("fingerprint") if isinstance(a, dict) else a
-        fb = b.get("fingerprint") if isinstance(b, dict) else b
-        if fa != fb:
-            name = f"{a.get('path')}, " if isinstance(a, dict) and a.get("path") else ""
-            parts.append(f"other {what} (stored: {name}{str(fa)[:19]}; now: {str(fb)[:19]})")
-    a, b = old.get("config") or {}, new.get("config") or {}
+def peek(root: str | os.PathLike[str], *, errors: str = "none") -> dict[str, Any] | None:
+    """The manifest of the store at ``root`` as written, without checking it or its shards.
+
+    For a look before deciding (is there a store here, is it complete, of which key):
+    :meth:`FeatureStore.open` and :meth:`FeatureStore.create` check what they read. None when
+    there is no ``manifest.json``; when it is unreadable or not a JSON object, None too, or with
+    ``errors="raise"`` the ``OSError``/``ValueError`` (for a caller that reports the cause).
+
+    >>> import tempfile
+    >>> peek(tempfile.mkdtemp()) is None
+    True
+    """
+    path = Path(root) / "manifest.json"
+    try:
+        m = json.loads(path.read_text())
+        if not isinstance(m, dict):
+            raise ValueError(f"{path}: not a JSON object")
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError):
+        if errors == "raise":
+            raise
+        return None
+    return m
+
+
+def _part(value: Any) -> dict[str, Any]:
+    """A manifest's ``data`` or ``model`` entry as a dict (an old or odd one may be a bare fingerprint)."""
+    return value if isinstance(value, dict) else {"fingerprint": value}
+
+
+@dataclass(frozen=True)
+class Mismatch:
+    """Why a store holds other features than those asked for: what :func:`mismatch` found.
+
+    ``data``/``model``: their fingerprints differ; ``options``: the feature options that differ
+    (None when either side's options are not a mapping, so cannot be compared one by one).
+    ``str()`` says it as a store being created or resumed does; :meth:`explain` as a selection on
+    an existing store (``--features-dir``) does, naming the ``--model`` to pass.
+    """
+
+    stored: dict[str, Any]
+    want: dict[str, Any]
+    data: bool
+    model: bool
+    options: tuple[str, ...] | None
+
+    def _sides(self, key: str) -> tuple[Any, Any]:
+        return self.stored.get(key) or {}, self.want.get(key) or {}
+
+    def __str__(self) -> str:
+        parts = []
+        for key in ("data", "model"):
+            if getattr(self, key):
+                a, b = (_part(x) for x in self._sides(key))
+                name = f"{a['path']}, " if a.get("path") else ""
+                parts.append(f"other {key} (stored: {name}{str(a.get('fingerprint'))[:19]}; "
+                             f"now: {str(b.get('fingerprint'))[:19]})")
+        a, b = self._sides("config")
+        if self.options is None:
+            parts.append("other options")
+        elif self.options:
+            parts.append("other options (" + ", ".join(f"{k} {a.get(k)!r} != {b.get(k)!r}" for k in self.options) + ")")
+        return "; ".join(parts) or (f"other data, model or options (key {str(self.stored.get('key'))[:12]} "
+                                    f"!= {str(self.want.get('key'))[:12]})")
+
+    def explain(self) -> str:
+        parts = []
+        if self.data:
+            a, b = (_part(x) for x in self._sides("data"))
+            parts.append(f"other data (stored: {a.get('path')}, {str(a.get('fingerprint'))[:15]}; now: {b.get('path')}, "
+                         f"{str(b.get('fingerprint'))[:15]})")
+        if self.model:
+            a, b = (_part(x) for x in self._sides("model"))
+            parts.append(f"another model (stored: {a.get('name')}; now: {b.get('name')}; pass --model {a.get('name')})")
+        a, b = self._sides("config")
+        if self.options is None:
+            parts.append("other feature options")
+        elif self.options:
+            parts.append("other feature options (" + "; ".join(
+                f"{k}: stored {json.dumps(a.get(k))}, now {json.dumps(b.get(k))}" for k in self.options) + ")")
+        return "; ".join(parts) or "another extraction (its key differs)"
+
+
+def mismatch(stored: dict[str, Any], want: dict[str, Any]) -> Mismatch | None:
+    """Why the store whose manifest is ``stored`` does not hold the features ``want`` describes
+    (``key``, ``data``, ``model``, ``config`` as :func:`coreselect.features.extract.open_store`
+    records them); None when the keys match. The one place that says how two stores differ.
+
+    >>> old = {"key": "a", "data": {"fingerprint": "sha256:1", "path": "a.jsonl"},
+    ...        "model": {"name": "m", "fingerprint": "x"}, "config": {"layers": [15]}}
+    >>> m = mismatch(old, {**old, "key": "b", "config": {"layers": [8]}})
+    >>> str(m), m.explain()
+    ('other options (layers [15] != [8])', 'other feature options (layers: stored [15], now [8])')
+    >>> mismatch(old, old) is None
+    True
+    """
+    if stored.get("key") == want.get("key"):
+        return None
+    differs = {key: _part(stored.get(key) or {}).get("fingerprint") != _part(want.get(key) or {}).get("fingerprint")
+               for key in ("data", "model")}
+    a, b = stored.get("config") or {}, want.get("config") or {}
     if isinstance(a, dict) and isinstance(b, dict):
-        diff = [f"{k} {a.get(k)!r} != {b.get(k)!r}" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
-        if diff:
-            parts.append("other options (" + ", ".join(diff) + ")")
-    elif a != b:
-        parts.append("other options")
-    return "; ".join(parts) or (f"other data, model or options (key {str(old.get('key'))[:12]} "
-                                f"!= {str(new.get('key'))[:12]})")
+        options: tuple[str, ...] | None = tuple(k for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k))
+    else:
+        options = None if a != b else ()
+    return Mismatch(stored, want, differs["data"], differs["model"], options)

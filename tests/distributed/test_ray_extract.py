@@ -16,7 +16,7 @@ from ray_helpers import CrashOnce, write_records
 from _reliability import TINY_ARGS, save_tiny_model, store_tensors
 from coreselect.cli.main import main
 from coreselect.data import load_dataset
-from coreselect.distributed.ray_extract import extract_features_ray
+from coreselect.distributed.executor import extract_features_ray
 from coreselect.features.config import FeatureConfig
 from coreselect.models import resolve_model
 from coreselect.store import FeatureStore

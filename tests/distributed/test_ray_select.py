@@ -198,14 +198,16 @@ def test_ray_executor_lets_the_selector_fit_itself(store, X):
 
 
 def test_ltd_fits_itself_on_the_actors_as_locally(pool, X):
-    sel = make_selector("ltd", n_select=40, n_clusters=4, random_state=5).fit_distributed(pool)
+    from coreselect.distributed.selectors import fit_distributed
+
+    sel = fit_distributed(make_selector("ltd", n_select=40, n_clusters=4, random_state=5), pool)
     ref = make_selector("ltd", n_select=40, n_clusters=4, random_state=5).fit(X)
     for name in ("indices_", "labels_", "quotas_", "cluster_sizes_", "cluster_centers_"):
         assert np.array_equal(getattr(sel, name), getattr(ref, name)), name
     with pytest.raises(ConfigError, match="'n_clusters' parameter of LTD must be an int in"):
-        make_selector("ltd", n_select=5, n_clusters="ten").fit_distributed(pool)
+        fit_distributed(make_selector("ltd", n_select=5, n_clusters="ten"), pool)
     with pytest.raises(ConfigError, match="'random' does not run on Ray; use one of kcenter, ltd"):
-        make_selector("random", n_select=3).fit_distributed(pool)
+        fit_distributed(make_selector("random", n_select=3), pool)
 
 
 def test_grouping_and_tie_helpers():

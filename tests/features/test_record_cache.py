@@ -18,8 +18,8 @@ import pytest
 from _reliability import TINY_ARGS, read_manifest
 from coreselect.cli.main import main
 from coreselect.data import from_records, load_dataset
+from coreselect.engine import extract_features
 from coreselect.features.config import FeatureConfig
-from coreselect.features.extract import extract_features
 from coreselect.models import resolve_model
 from coreselect.recordcache import RecordCache, cached_shard_function, open_record_cache, record_hashes
 from coreselect.store import FeatureStore

@@ -12,8 +12,9 @@ import torch
 
 from coreselect.cli.main import main
 from coreselect.data import Example, load_dataset
+from coreselect.engine import extract_features
 from coreselect.features.config import SCORE_NAMES, FeatureConfig
-from coreselect.features.extract import default_system_prefix, extract_features, render_examples, store_key
+from coreselect.features.extract import default_system_prefix, render_examples, store_key
 from coreselect.features.scores import SCORE_COLUMNS, alone_example
 from coreselect.models import ModelSpec
 from coreselect.store import ROW_SCORES, FeatureStore

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from coreselect.data import load_dataset
+from coreselect.engine import extract_features
 from coreselect.features.config import FeatureConfig
-from coreselect.features.extract import extract_features
 
 pytest.importorskip("sentence_transformers")
 

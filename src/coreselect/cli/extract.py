@@ -37,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     from coreselect.data import load_dataset
     from coreselect.errors import ConfigError
     from coreselect.executor import make_executor
-    from coreselect.models import resolve_model
+    from coreselect.features.extract import resolve_feature_model
     from coreselect.sources import parse_columns
 
     if args.shard_rows is not None and args.shard_rows < 1:
@@ -50,12 +50,8 @@ def run(args: argparse.Namespace) -> int:
     job = from_args(SelectJob, args)
     executor = make_executor(job.engine, address=job.ray_address, n_actors=job.ray_actors)
     ds = load_dataset(args.data, on_error=job.on_error, columns=parse_columns(args.columns))
-    if job.features.kind == "text":
-        from coreselect.features.text import resolve_text_model
-
-        spec = resolve_text_model(job.model)
-    else:
-        spec = resolve_model(job.model, trust_remote_code=job.trust_remote_code, progress=job.progress)
+    spec = resolve_feature_model(job.features, job.model, trust_remote_code=job.trust_remote_code,
+                                 progress=job.progress)
     store = executor.extract(ds, spec, job.features, args.output, shard_rows=args.shard_rows,
                              progress=job.progress, trust_remote_code=job.trust_remote_code,
                              batch_tokens=job.batch_tokens)

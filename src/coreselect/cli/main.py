@@ -13,7 +13,7 @@ import re
 import sys
 from typing import NoReturn
 
-from coreselect import __version__
+from coreselect._version import __version__
 from coreselect.errors import CoreselectError
 
 #: Subcommands in help order; each is a module ``coreselect.cli.<name>`` with ``add_parser``.

@@ -41,7 +41,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from coreselect.data import Dataset, load_dataset
+from coreselect.data import Dataset, fold_text, load_dataset
 from coreselect.errors import ConfigError, DataError
 from coreselect.output import atomic_write_bytes, check_not_input
 
@@ -60,7 +60,7 @@ def normalised_text(record: dict[str, Any]) -> str:
     """Prompt and response folded for duplicate detection (case, whitespace, end-of-text marker)."""
     parts = [str(record.get(k, "")) for k in ("instruction", "input", "output")]
     parts[2] = _EOT.sub("", parts[2])
-    return " ".join("\x1f".join(parts).lower().split())
+    return fold_text(*parts)
 
 
 def prompt_grams(record: dict[str, Any], n: int = 8) -> set[int]:

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from coreselect.compare.config import DataSlice, ExperimentConfig, MethodSpec, selector_json, trainee_json
-from coreselect.data import Dataset, load_dataset
+from coreselect.data import Dataset, fold_text, load_dataset
 from coreselect.errors import ConfigError, DataError
 from coreselect.metrics import label_metrics
 from coreselect.output import atomic_write_bytes, subset_bytes
@@ -76,8 +76,7 @@ def cached(path: Path, key: str) -> dict[str, Any] | None:
 
 def text_hash(ex: Any) -> str:
     """Normalised hash of an example's prompt and response (case and whitespace folded)."""
-    norm = " ".join(f"{ex.prompt}\x1f{ex.response}".lower().split())
-    return hashlib.sha1(norm.encode()).hexdigest()
+    return hashlib.sha1(fold_text(ex.prompt, ex.response).encode()).hexdigest()
 
 
 def check_disjoint(pool: Dataset, evals: dict[str, Dataset]) -> None:

@@ -2,7 +2,7 @@
 
 Extraction runs the pending shards on a Ray Data actor pool (:mod:`.ray_extract`); selection
 runs ``kcenter`` and ``ltd`` on actors that hold the store's shards (:mod:`.ray_select`, through
-each selector's ``fit_distributed``) and any other method on the driver, as the local executor
+each selector's entry in :mod:`.selectors`) and any other method on the driver, as the local executor
 does. Opening, resuming and finalising the store, the progress bar and the in-process selection
 are :class:`~coreselect.executor.Executor`'s, shared with :class:`~coreselect.executor.LocalExecutor`.
 """
@@ -15,12 +15,16 @@ from typing import TYPE_CHECKING, Any
 
 from coreselect.distributed.cluster import check_positive, connect, extraction_layout
 from coreselect.distributed.ray_extract import MAX_TASK_RETRIES, ShardExtractor, extract_on_actors
-from coreselect.executor import Executor, Selected
+from coreselect.engine import Executor, Selected
 from coreselect.features.transform import Normalize
 from coreselect.selection.base import available_methods
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from coreselect.data import Dataset
+    from coreselect.features.config import FeatureConfig
+    from coreselect.models import ModelSpec
     from coreselect.selection.base import Selector
     from coreselect.store import FeatureStore, ShardPlan
 
@@ -70,11 +74,12 @@ class RayExecutor(Executor):
 
     def select(self, selector: Selector, store: FeatureStore, *, normalize: Normalize = "center-l2",
                dedup: float | None = None, budget_tokens: int | None = None) -> Selected:
-        """``fit_distributed`` on actors holding the store's shards (the coverage of the picks is
+        """:func:`~coreselect.distributed.selectors.fit_distributed` on actors holding the store's shards (the coverage of the picks is
         scored there too); a method without it, one that wants raw activations or reads scores,
         and any selection with ``dedup`` or ``budget_tokens`` run on the driver as
         :meth:`Executor.select <coreselect.executor.Executor.select>` (which loads the scores)."""
         from coreselect.distributed.ray_select import FeatureActors
+        from coreselect.distributed.selectors import fit_distributed
 
         on_driver = {"dedup": dedup is not None, "budget_tokens": budget_tokens is not None}
         if not selector.distributed or selector.wants_raw_features or selector.needs_scores or any(on_driver.values()):
@@ -86,7 +91,27 @@ class RayExecutor(Executor):
         selector.check_params(store.manifest["n_rows"])  # before any actor starts
         pool = FeatureActors(store, n_actors=self.n_actors, normalize=normalize, address=self.address)
         try:
-            selector.fit_distributed(pool)
+            fit_distributed(selector, pool)
             return Selected(None, pool.coverage(selector.indices_) if pool.dim > 1 else None)
         finally:
             pool.close()
+
+
+def extract_features_ray(ds: Dataset, model: ModelSpec, config: FeatureConfig, out_dir: str | Path, *,
+                         address: str | None = None, n_actors: int | None = None,
+                         max_task_retries: int = MAX_TASK_RETRIES, actor_cls: type[ShardExtractor] = ShardExtractor,
+                         **options: Any) -> FeatureStore:
+    """Extract every example's features into ``out_dir`` on a Ray actor pool, resuming:
+    :meth:`RayExecutor(...).extract <coreselect.executor.Executor.extract>` (same keyword
+    ``options`` as :func:`~coreselect.engine.extract_features`; the other arguments are
+    :class:`RayExecutor`'s). Same store, same files, same
+    manifest as the local executor.
+
+    Examples
+    --------
+    >>> store = extract_features_ray(ds, resolve_model(None), FeatureConfig(), "feats/",
+    ...                              address="auto")  # doctest: +SKIP
+    """
+    executor = RayExecutor(address=address, n_actors=n_actors, max_task_retries=max_task_retries,
+                           actor_cls=actor_cls)
+    return executor.extract(ds, model, config, out_dir, **options)

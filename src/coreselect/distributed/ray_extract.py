@@ -103,28 +103,6 @@ class ShardExtractor:
         return {"shard": np.array(shards), "rows": np.array(rows), "tokens": np.array(tokens)}
 
 
-def extract_features_ray(ds: Dataset, model: ModelSpec, config: FeatureConfig, out_dir: str | Path, *,
-                         address: str | None = None, n_actors: int | None = None,
-                         max_task_retries: int = MAX_TASK_RETRIES, actor_cls: type[ShardExtractor] = ShardExtractor,
-                         **options: Any) -> FeatureStore:
-    """Extract every example's features into ``out_dir`` on a Ray actor pool, resuming:
-    :meth:`RayExecutor(...).extract <coreselect.executor.Executor.extract>` (same keyword
-    ``options`` as :func:`~coreselect.features.extract.extract_features`; the other arguments are
-    :class:`~coreselect.distributed.executor.RayExecutor`'s). Same store, same files, same
-    manifest as the local executor.
-
-    Examples
-    --------
-    >>> store = extract_features_ray(ds, resolve_model(None), FeatureConfig(), "feats/",
-    ...                              address="auto")  # doctest: +SKIP
-    """
-    from coreselect.distributed.executor import RayExecutor
-
-    executor = RayExecutor(address=address, n_actors=n_actors, max_task_retries=max_task_retries,
-                           actor_cls=actor_cls)
-    return executor.extract(ds, model, config, out_dir, **options)
-
-
 def extract_on_actors(ray: Any, store: FeatureStore, ds: Dataset, pending: list[ShardPlan], layout: ActorLayout,
                       n_actors: int, actor_cls: type, max_task_retries: int, ctor: dict[str, Any]
                       ) -> Iterator[tuple[int, int]]:

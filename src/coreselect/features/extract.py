@@ -20,20 +20,20 @@ from typing import Any
 
 import numpy as np
 
+from coreselect.checkpoint import CHECKPOINT_SECONDS, drop_partial, read_partial, write_partial
 from coreselect.data import Dataset, Example
 from coreselect.features.activations import ActivationExtractor, length_batches
-from coreselect.features.checkpoint import CHECKPOINT_SECONDS, drop_partial, read_partial, write_partial
 from coreselect.features.config import FeatureConfig
 from coreselect.features.render import Rendered, has_chat_template, render_batch
 from coreselect.features.scores import shard_scores
-from coreselect.models import ModelSpec, load_model
+from coreselect.models import ModelSpec, load_model, resolve_model
 from coreselect.store import FeatureStore, ShardPlan, read_shard
 
 log = logging.getLogger(__name__)
 
 #: Rows per shard: large enough to batch well (rows are sorted by length across a shard; smaller
 #: shards made the demo's extraction 3x slower on a CPU); within a shard, checkpoints keep the
-#: finished batches (:mod:`coreselect.features.checkpoint`).
+#: finished batches (:mod:`coreselect.checkpoint`).
 SHARD_ROWS = 512
 #: Padded tokens per forward pass (batch size x longest row in the batch).
 BATCH_TOKENS = 8192
@@ -193,6 +193,22 @@ def shard_function(
     return cached_shard_function(fn, RecordCache(Path(record_cache)))
 
 
+def resolve_feature_model(config: FeatureConfig, model: str | None, *, trust_remote_code: bool = False,
+                          progress: bool = True) -> ModelSpec:
+    """The model that extracts ``config.kind`` features: ``model`` (a hub id, a folder, a GGUF
+    file; None: the kind's default) resolved as that kind loads it. The one place that maps a
+    feature kind to its model (the select pipeline, its dry run and ``coreselect extract`` use it).
+
+    >>> resolve_feature_model(FeatureConfig(kind="text"), None).name  # doctest: +SKIP
+    'sentence-transformers/all-MiniLM-L6-v2'
+    """
+    if config.kind == "text":
+        from coreselect.features.text import resolve_text_model
+
+        return resolve_text_model(model)
+    return resolve_model(model, trust_remote_code=trust_remote_code, progress=progress)
+
+
 def _shard_function(model: ModelSpec, config: FeatureConfig, *, batch_tokens: int, trust_remote_code: bool,
                     loaded: tuple[Any, Any] | None, describe: bool, on_batch: Callable[[int, int], None] | None
                     ) -> ShardFn:
@@ -247,25 +263,6 @@ def run_shard(store: FeatureStore, plan: ShardPlan, examples: Sequence[Example],
     drop_partial(store, plan)
     release_free_memory()
     return int(arrays["n_tokens"].sum())
-
-
-def extract_features(ds: Dataset, model: ModelSpec, config: FeatureConfig, out_dir: str | Path, *,
-                     loaded: tuple[Any, Any] | None = None, **options: Any) -> FeatureStore:
-    """Extract features of every example into ``out_dir`` in this process, resuming what is
-    already there: :meth:`LocalExecutor(loaded).extract <coreselect.executor.Executor.extract>`,
-    whose keyword ``options`` (``shard_rows``, ``batch_tokens``, ``progress``,
-    ``trust_remote_code``) it takes; ``loaded`` is a ``(model, tokenizer)`` pair already in memory.
-
-    Examples
-    --------
-    >>> store = extract_features(load_dataset("train.jsonl"), resolve_model(None), FeatureConfig(),
-    ...                          "feats/", shard_rows=256)  # doctest: +SKIP
-    >>> store.manifest["complete"]  # doctest: +SKIP
-    True
-    """
-    from coreselect.executor import LocalExecutor
-
-    return LocalExecutor(loaded=loaded).extract(ds, model, config, out_dir, **options)
 
 
 def release_free_memory() -> None:

@@ -80,7 +80,7 @@ def rank_classification(model: Any, tokenizer: Any, data: Dataset, labels: Seque
     Returns ``accuracy`` over scored records, ``n`` scored, and, with ``labels``, per-group
     accuracy with its macro mean and worst group.
     """
-    from coreselect.finetune.evaluate import example_logprobs
+    from coreselect.finetune.logprobs import example_logprobs
 
     cands: list[Example] = []
     spans: list[tuple[int, int, int]] = []  # (example, first candidate, gold position)

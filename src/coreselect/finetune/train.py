@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from coreselect import __version__
+from coreselect._version import __version__
 from coreselect.data import Dataset, Example, load_dataset
 from coreselect.errors import ConfigError, OutputExistsError
 from coreselect.finetune.config import TrainConfig

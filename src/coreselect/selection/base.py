@@ -15,9 +15,11 @@ A selection method is one module that defines a :class:`Selector` subclass and r
 
 ``__init__`` only stores keyword arguments; :meth:`Selector.check_params` validates all of them
 (``n_select`` and ``random_state`` here, the rest in the method's ``_check_params``) and is what
-``fit`` and ``fit_distributed`` call first, and what the pipeline calls before extraction;
+``fit`` calls first (as does the Ray side's fit), and what the pipeline calls before extraction;
 ``fit(X)`` computes and returns ``self``; learned state ends in ``_`` (``indices_``). A method
-that can run on features held by Ray actors also implements ``_fit_distributed(pool, **params)``.
+that can also run on features held by Ray actors sets ``distributed = True``; its per-actor
+steps live on the Ray side (:mod:`coreselect.distributed.selectors`, one entry per such
+method), so this package imports nothing from :mod:`coreselect.distributed`.
 
 A method that reads per-row scores or stats (``ifd``, ``response_tokens``) names them in
 ``needs_scores``; ``fit(X, scores={...})`` then checks they are there and its ``_fit`` receives
@@ -31,15 +33,12 @@ from __future__ import annotations
 import difflib
 import inspect
 import logging
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
 from coreselect.errors import ConfigError
 from coreselect.selection._params import check_choice, check_float, check_int, check_seed
-
-if TYPE_CHECKING:
-    from coreselect.distributed.ray_select import FeatureActors
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +61,8 @@ class Selector:
     #: True when the method wants the raw pooled activations (e.g. ``neuron-coverage``
     #: thresholds them) instead of the centred, L2-normalised features the pipeline gives others.
     wants_raw_features: ClassVar[bool] = False
-    #: True when the method implements ``_fit_distributed`` (set for each subclass).
+    #: True when the method also runs on features held by Ray actors; its distributed fit is
+    #: :mod:`coreselect.distributed.selectors`' entry of the same name.
     distributed: ClassVar[bool] = False
     #: Per-row columns the method reads: scores (``ifd``, ``loss_cond``: extracted on demand, see
     #: :mod:`coreselect.features.scores`) or stats (``response_tokens``); ``fit`` gets them as
@@ -74,10 +74,6 @@ class Selector:
 
     n_select: int
     random_state: int
-
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        cls.distributed = cls._fit_distributed is not Selector._fit_distributed
 
     def check_params(self, n_samples: int) -> dict[str, Any]:
         """Check every parameter for a pool of ``n_samples`` rows; return what the kernel gets.
@@ -192,27 +188,11 @@ class Selector:
         self.n_fitted_ = m
         self._set_indices(idx[:take], at_most=True)
 
-    def fit_distributed(self, pool: FeatureActors) -> Selector:
-        """Select ``n_select`` rows of the features held by a pool of Ray actors.
-
-        Sets the same learned attributes as :meth:`fit` on the prepared features; see
-        :mod:`coreselect.distributed.ray_select` for how equal they are. Only methods with
-        :attr:`distributed` set run this way.
-        """
-        if not self.distributed:
-            raise ConfigError(f"method {self.name!r} does not run on Ray; use one of "
-                              f"{', '.join(available_methods(distributed=True))}")
-        params = self.check_params(pool.n_rows)
-        self._set_indices(self._fit_distributed(pool, **params))
-        return self
-
     def _fit(self, X: np.ndarray, y: np.ndarray | None, **params: Any) -> np.ndarray:  # pragma: no cover
         raise NotImplementedError
 
-    def _fit_distributed(self, pool: FeatureActors, **params: Any) -> np.ndarray:  # pragma: no cover
-        raise NotImplementedError
-
     def _set_indices(self, idx: np.ndarray, *, at_most: bool = False) -> None:
+        """Check and keep the picks (``indices_``); also what a distributed fit ends with."""
         idx = np.asarray(idx, dtype=np.int64)
         k = self.n_select
         ok = (idx.ndim == 1 and 1 <= len(idx) <= k) if at_most else idx.shape == (k,)

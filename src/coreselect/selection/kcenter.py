@@ -13,14 +13,11 @@ bytes of float32); see docs/performance.md for the measurements behind each choi
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from coreselect.selection.base import Selector, register
-
-if TYPE_CHECKING:
-    from coreselect.distributed.ray_select import FeatureActors
 
 ALGORITHMS = ("auto", "half", "dense", "torch", "pruned")
 #: ``auto`` uses ``half`` on a CPU from this many matrix entries (n·d) ...: below, the data sits
@@ -160,6 +157,9 @@ class KCenterGreedy(Selector):
     (10,)
     """
 
+    #: Also runs on Ray actors: :mod:`coreselect.distributed.selectors` holds its distributed fit.
+    distributed = True
+
     def __init__(self, n_select: int, *, algorithm: str = "auto", project_dim: int | None = None,
                  random_state: int = 0) -> None:
         self.n_select = n_select
@@ -176,13 +176,4 @@ class KCenterGreedy(Selector):
         if project_dim is not None and project_dim < X.shape[1]:  # projecting up would only add cost
             X = random_projection(X, project_dim, random_state)
         idx, self.radii_ = kcenter_greedy(X, self.n_select, random_state=random_state, algorithm=algorithm)
-        return idx
-
-    def _fit_distributed(self, pool: FeatureActors, *, algorithm: str, project_dim: int | None,
-                         random_state: int) -> np.ndarray:
-        """The dense kernel on the actors, whatever ``algorithm`` says (:func:`.ray_select.kcenter_ray`)."""
-        from coreselect.distributed.ray_select import kcenter_ray
-
-        with pool.projected(project_dim, random_state):  # radii_ in the projection, as in _fit
-            idx, self.radii_ = kcenter_ray(pool, self.n_select, random_state=random_state)
         return idx

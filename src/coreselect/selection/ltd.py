@@ -20,16 +20,13 @@ picks per cluster, where k-center greedy is back to chasing outliers.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from coreselect.selection.base import Selector, register
 from coreselect.selection.kcenter import kcenter_greedy
 from coreselect.selection.kmeans_centroid import faiss_kmeans
-
-if TYPE_CHECKING:
-    from coreselect.distributed.ray_select import FeatureActors
 
 log = logging.getLogger(__name__)
 
@@ -185,6 +182,9 @@ class LTD(Selector):
     ((24,), 24)
     """
 
+    #: Also runs on Ray actors: :mod:`coreselect.distributed.selectors` holds its distributed fit.
+    distributed = True
+
     def __init__(
         self,
         n_select: int,
@@ -207,12 +207,6 @@ class LTD(Selector):
 
     def _fit(self, X: np.ndarray, y: np.ndarray | None, **params: Any) -> np.ndarray:
         return self._fitted(ltd_selection(X, self.n_select, **params), params)
-
-    def _fit_distributed(self, pool: FeatureActors, **params: Any) -> np.ndarray:
-        """The same steps on the actors (:func:`.ray_select.ltd_ray`)."""
-        from coreselect.distributed.ray_select import ltd_ray
-
-        return self._fitted(ltd_ray(pool, self.n_select, **params), params)
 
     def _fitted(self, result: tuple[np.ndarray, ...], params: dict[str, Any]) -> np.ndarray:
         idx, self.labels_, self.quotas_, self.cluster_centers_ = result

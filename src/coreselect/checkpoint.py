@@ -1,4 +1,4 @@
-"""Checkpoints inside a shard: the rows of an unfinished shard that are done already.
+"""Checkpoints inside a shard of a feature store: the rows of an unfinished shard done already.
 
 A shard is the store's unit of completion (512 rows): a shard file exists only when all its
 rows are. So that Ctrl-C (or a crash) does not throw away the batches of the shard in progress,
