@@ -119,6 +119,8 @@ def select_on_file(job: Any, selector: Any, n_pool: int) -> tuple[np.ndarray, in
     check_rows(next(iter(groups.values())).shape[0], n_pool, str(path))
     X = prepare_features(groups, normalize=job.normalize)
     X_fit = raw_features(groups) if selector.wants_raw_features else X
+    dims = {k: int(a.shape[1]) for k, a in groups.items()}
+    del groups  # unmap the file: a memory-mapped .npy would otherwise stay resident beside X
     removed = None
     if job.dedup is not None:
         from coreselect.selection.dedup import fit_deduplicated
@@ -132,7 +134,7 @@ def select_on_file(job: Any, selector: Any, n_pool: int) -> tuple[np.ndarray, in
             h.update(block)
     log.info("selected on %s: %d rows x %d dims", path, X.shape[0], X.shape[1])
     ref = FeatureRef({"kind": "file", "path": str(path)}, str(path), f"sha256:{h.hexdigest()}",
-                     {k: int(a.shape[1]) for k, a in groups.items()},
+                     dims,
                      normalize="raw" if selector.wants_raw_features else job.normalize, score_normalize=job.normalize)
     return X, removed, ref
 
