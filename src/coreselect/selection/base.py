@@ -285,7 +285,7 @@ def available_methods(*, distributed: bool = False) -> list[str]:
     Examples
     --------
     >>> available_methods(distributed=True)
-    ['kcenter', 'ltd']
+    ['facility-location', 'kcenter', 'ltd']
     """
     _load_builtin()
     return sorted(n for n, cls in _REGISTRY.items() if cls.distributed or not distributed)
