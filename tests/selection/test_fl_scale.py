@@ -10,7 +10,11 @@ import pytest
 
 from coreselect.metrics import facility_location_objective
 from coreselect.selection import make_selector
-from coreselect.selection.facility_location import facility_location_greedy, knn_similarity_graph, stochastic_greedy
+from coreselect.selection.facility_location import (
+    facility_location_greedy,
+    knn_similarity_graph,
+    stochastic_greedy,
+)
 from coreselect.selection.greedi import randgreedi
 from coreselect.selection.knn_graph import build_knn_graph
 
