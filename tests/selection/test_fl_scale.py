@@ -103,7 +103,7 @@ def test_the_manifest_records_the_index_and_its_recall(tmp_path, blobs):
     m = json.loads(out.with_name("core.jsonl.manifest.json").read_text())
     info = m["method"]["info"]
     assert info["index"] == "ivf" and 0.5 < info["recall@64"] <= 1.0 and info["recall_queries"] > 0
-    assert info["nprobe"] == 8 and info["optimizer"] == "lazy" and m["method"]["params"]["graph"] == "ivf"
+    assert info["nprobe"] == 4 and info["optimizer"] == "lazy" and m["method"]["params"]["graph"] == "ivf"
     from coreselect.manifest import SelectionManifest
 
     assert SelectionManifest.read(out.with_name("core.jsonl.manifest.json")).method.info == info

@@ -30,7 +30,6 @@ search is returned with it.
 from __future__ import annotations
 
 import logging
-import math
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -51,7 +50,17 @@ GPU_EXACT_MAX_ROWS = 2_000_000
 #: database rows per exact block (float32 copy of one block only).
 EXACT_BLOCK_ROWS = 65_536
 #: default ``nprobe`` of ``ivf`` (measured: objective ratio >= 0.999 to exact at 20K-50K rows).
-NPROBE = 8
+NPROBE = 4
+#: ``ivf``: rows per list on average (``nlist = N / LIST_ROWS``): each row scans about
+#: ``nprobe * LIST_ROWS`` candidates, whatever N, so the scan is O(N) per row... O(N) in all.
+LIST_ROWS = 256
+#: ``ivf``: a list holds at most ``LIST_CAP`` x the mean list size (see ``_capped_lists``).
+LIST_CAP = 1.5
+#: ``ivf``: k-means sample rows per list, and the width of the PCA the coarse step runs in.
+TRAIN_PER_LIST = 32
+COARSE_DIM = 128
+#: ``ivf``: the coarse step runs on the PCA from this many lists (~130,000 rows) on.
+COARSE_PCA_LISTS = 512
 #: query rows of the recall estimate: at most this many, and at most ``RECALL_PAIRS / N``.
 RECALL_QUERIES = 1000
 RECALL_PAIRS = 2 * 10**8
@@ -120,22 +129,39 @@ def exact_knn(R: Rows, k: int, queries: np.ndarray | None = None, *, batch_rows:
 
 def ivf_knn(R: Rows, k: int, *, nlist: int | None = None, nprobe: int = NPROBE, random_state: int = 0,
             max_block: int = 4096) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
-    """Approximate top-k of every row: the BLAS-scanned inverted file of the module docstring."""
+    """Approximate top-k of every row: the BLAS-scanned inverted file of the module docstring.
+
+    The coarse step (k-means on a sample of ``TRAIN_PER_LIST * nlist`` rows, and each row's
+    ``nprobe`` nearest centroids) runs on a ``COARSE_DIM``-d PCA of the rows when they are wider
+    than that; the scan of the lists, and so every similarity in the graph, uses the full rows.
+    """
     import faiss
 
     n, d = R.n, R.d
-    nlist = nlist or max(1, min(n // 40, int(round(math.sqrt(nprobe * n)))))
+    nlist = max(1, min(nlist or int(round(n / LIST_ROWS)), n // 8 or 1))
     nprobe = min(nprobe, nlist)
     rng = np.random.default_rng(random_state)
-    sample = np.sort(rng.choice(n, size=min(n, 40 * nlist), replace=False))
-    km = faiss.Kmeans(d, nlist, niter=10, spherical=True, seed=random_state, max_points_per_centroid=40)
-    km.train(R.get(sample))
-    coarse = faiss.IndexFlatIP(d)
+    sample = R.get(np.sort(rng.choice(n, size=min(n, TRAIN_PER_LIST * nlist), replace=False)))
+    pca = None
+    if d > 2 * COARSE_DIM and nlist >= COARSE_PCA_LISTS:  # the coarse step would cost as much as the scan
+        mu = sample.mean(0)
+        _, V = np.linalg.eigh(((sample - mu).T @ (sample - mu)).astype(np.float64))
+        P = np.ascontiguousarray(V[:, ::-1][:, :COARSE_DIM], dtype=np.float32)
+
+        def pca(B: np.ndarray) -> np.ndarray:
+            return np.ascontiguousarray((B - mu) @ P)
+
+        sample = pca(sample)
+    km = faiss.Kmeans(sample.shape[1], nlist, niter=10, seed=random_state, max_points_per_centroid=TRAIN_PER_LIST)
+    km.train(sample)
+    del sample
+    coarse = faiss.IndexFlatL2(km.centroids.shape[1])
     coarse.add(km.centroids)
     probes = np.empty((n, nprobe), dtype=np.int32)
     for s in range(0, n, 16384):
-        probes[s : s + 16384] = coarse.search(R.get(slice(s, s + 16384)), nprobe)[1]
-    primary = probes[:, 0]
+        B = R.get(slice(s, s + 16384))
+        probes[s : s + 16384] = coarse.search(pca(B) if pca is not None else B, nprobe)[1]
+    primary = _capped_lists(probes, nlist, int(LIST_CAP * n / nlist) + 1, rng)
     members = np.argsort(primary, kind="stable")
     mstart = np.searchsorted(primary[members], np.arange(nlist + 1))
     flat = probes.ravel()
@@ -154,7 +180,40 @@ def ivf_knn(R: Rows, k: int, *, nlist: int | None = None, nprobe: int = NPROBE, 
             Qs = Q[s : s + max_block]
             merge_topk(TS, TI, Qs, R.get(Qs) @ XB.T, B)
     sizes = np.diff(mstart)
-    return TS, TI, {"nlist": int(nlist), "nprobe": int(nprobe), "largest_list": int(sizes.max())}
+    return TS, TI, {"nlist": int(nlist), "nprobe": int(nprobe), "coarse_dim": COARSE_DIM if pca else d,
+                    "largest_list": int(sizes.max())}
+
+
+def _capped_lists(probes: np.ndarray, nlist: int, cap: int, rng: np.random.Generator) -> np.ndarray:
+    """The list each row is stored in: its nearest centroid with room left (at most ``cap`` rows a
+    list, rows taken in random order), else its next nearest probed one, else a random list with
+    room (the row still searches its own probes; only its chance to be found shrinks).
+
+    In high dimensions a few centroids are nearest to most rows of a dense region (hubness);
+    uncapped, one list held 30x the mean at 100,000 synthetic rows and its scan cost (its
+    queries x its members) dominated. Capped, every row scans at most ``nprobe * cap`` rows, and a
+    displaced row sits in a list its neighbours are likely to probe too.
+    """
+    n, nprobe = probes.shape
+    out = np.full(n, -1, dtype=np.int64)
+    room = np.full(nlist, cap, dtype=np.int64)
+    for r in range(nprobe):
+        u = np.flatnonzero(out < 0)
+        if not u.size:
+            break
+        u = u[rng.permutation(u.size)]
+        lists = probes[u, r].astype(np.int64)
+        order = np.argsort(lists, kind="stable")
+        ls = lists[order]
+        first = np.searchsorted(ls, ls, side="left")
+        rank = np.arange(ls.size) - first  # position within its list among this round's rows
+        ok = rank < room[ls]
+        out[u[order[ok]]] = ls[ok]
+        np.subtract.at(room, ls[ok], 1)
+    left = np.flatnonzero(out < 0)  # every probed list full: any list with room (total room >= n)
+    slots = np.repeat(np.arange(nlist), np.maximum(room, 0))
+    out[left] = slots[rng.permutation(slots.size)[: left.size]]
+    return out
 
 
 def hnsw_knn(R: Rows, k: int, *, M: int = 32, ef_search: int | None = None, batch_rows: int = 16384
