@@ -3,13 +3,19 @@
 The objective is ``f(S) = sum_i max_{j in S} sim(i, j)`` with ``sim = max(0, cosine)``: every
 example should have a similar pick. Unlike k-center it rewards covering dense regions, so
 outliers are not chased. ``sim(i, j)`` is kept only when ``j`` is among the ``n_neighbors``
-nearest rows of ``i`` (faiss ``IndexFlatIP``, exact), so memory is O(N * n_neighbors), never
-N x N. Picking ``j`` gains ``sum_i max(0, sim(i, j) - best_i)``, a sum over the rows that have
+nearest rows of ``i``, so memory is O(N * n_neighbors), never N x N. The neighbours are exact
+(faiss ``IndexFlatIP``, O(N^2 d)) up to 50,000 rows and approximate above (an inverted file
+scanned with BLAS, O(N d)); ``graph=`` forces either, see :mod:`coreselect.selection.knn_graph`,
+and ``info_`` (the manifest's ``method.info``) records the index and its measured recall. Picking ``j`` gains ``sum_i max(0, sim(i, j) - best_i)``, a sum over the rows that have
 ``j`` as a neighbour: one column of the graph.
 
 ``f`` is monotone submodular, so a gain never grows as picks are added; lazy greedy (Minoux
 1978) keeps stale gains as upper bounds in a heap and re-evaluates only the top, picking exactly
 what plain greedy picks (a ``1 - 1/e`` approximation). Ties go to a seeded random order.
+
+For very large budgets ``optimizer="stochastic"`` (stochastic greedy, Mirzasoleiman et al.
+2015) evaluates ``O(N ln(1/epsilon))`` gains in all instead of lazy greedy's worst case
+``O(N k)``. Under ``--engine ray`` the selector runs RandGreeDi (:mod:`coreselect.selection.greedi`).
 
 The default ``n_neighbors=64``: at a 10% budget each pick stands for about ten rows, and 64
 neighbours let a gain see density several times further than that. Raise it for budgets far

@@ -7,13 +7,14 @@ included). Four ways to find the neighbours, chosen by ``graph``:
     faiss ``IndexFlatIP`` over blocks of ``EXACT_BLOCK_ROWS`` database rows, the running top-k
     merged across blocks: O(N^2 d), recall 1.
 ``ivf``
-    An inverted file searched with BLAS: spherical k-means (faiss) on a sample gives ``nlist``
-    centroids; each row is stored in the list of its nearest centroid and queries the ``nprobe``
-    lists of its nearest centroids. Every list is scanned as one matrix product (its queries x
-    its members), so the scan runs at ``sgemm`` speed -- 7x faster than faiss' ``IndexIVFFlat``
-    and 2x faster than ``IVF,SQfp16`` at the same ``nlist``/``nprobe`` on 50,000 x 1,536 rows,
-    with the same recall (``docs/performance.md``). Cost ~ ``2 N d (nlist + nprobe N / nlist)``:
-    ``nlist = sqrt(nprobe N)`` by default.
+    An inverted file searched with BLAS: k-means (faiss, on a sample; on a 128-d PCA of the rows
+    from 512 lists on) gives ``nlist = N / 256`` centroids; each row is stored in the list of its
+    nearest centroid (lists capped at 1.5x the mean, see ``_capped_lists``) and queries the
+    ``nprobe`` lists of its nearest centroids (default 4). Every list is scanned as one matrix
+    product of full-width rows (its queries x its members), so the scan runs at ``sgemm`` speed
+    (7x faster than faiss' ``IndexIVFFlat``, 2x faster than ``IVF,SQfp16`` at the same lists and
+    probes on 50,000 x 1,536 rows, same recall) and every similarity in the graph is exact. Each
+    row scans about ``nprobe x 256`` rows: the cost is linear in N.
 ``hnsw``
     faiss ``IndexHNSWFlat`` (``M=32``, ``efSearch = 2k``); measured slower to build and search
     than ``ivf`` here, kept for comparison and for data where IVF's recall is poor.
@@ -41,18 +42,19 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 GRAPHS = ("auto", "exact", "ivf", "hnsw")
-#: ``graph="auto"`` is exact up to this many rows (exact costs O(N^2 d): ~20 s at 20,000 x 1,536
-#: on this 2-core machine, ~2 min at 50,000; ``ivf`` is 5-15x faster there at objective ratio
-#: >= 0.999, see docs/performance.md).
+#: ``graph="auto"`` is exact up to this many rows (exact costs O(N^2 d): ~100 s at 50,000 x 1,536
+#: on this 2-core machine against ~13 s for ``ivf`` at an objective ratio of 0.999, see
+#: docs/performance.md; below it exact is cheap enough and leaves the picks as they were).
 EXACT_MAX_ROWS = 50_000
 #: ``graph="auto"`` with a faiss GPU build and a GPU: exact on the GPU up to this many rows.
 GPU_EXACT_MAX_ROWS = 2_000_000
 #: database rows per exact block (float32 copy of one block only).
 EXACT_BLOCK_ROWS = 65_536
-#: default ``nprobe`` of ``ivf`` (measured: objective ratio >= 0.999 to exact at 20K-50K rows).
+#: default ``nprobe`` of ``ivf`` (measured: objective ratio 0.999 to exact at 50,000 rows; 8: 0.9994
+#: at 1.6x the time).
 NPROBE = 4
 #: ``ivf``: rows per list on average (``nlist = N / LIST_ROWS``): each row scans about
-#: ``nprobe * LIST_ROWS`` candidates, whatever N, so the scan is O(N) per row... O(N) in all.
+#: ``nprobe * LIST_ROWS`` candidates whatever N, so the scan is linear in N.
 LIST_ROWS = 256
 #: ``ivf``: a list holds at most ``LIST_CAP`` x the mean list size (see ``_capped_lists``).
 LIST_CAP = 1.5
@@ -266,7 +268,7 @@ def build_knn_graph(X: np.ndarray, n_neighbors: int, *, graph: str = "auto", npr
         here, zero rows stay zero.
     n_neighbors : neighbours per row, itself included (capped at ``n``).
     graph : ``"auto"``, ``"exact"``, ``"ivf"`` or ``"hnsw"`` (module docstring).
-    nprobe, nlist : ``ivf``'s lists probed per row and number of lists (None: ``sqrt(nprobe n)``).
+    nprobe, nlist : ``ivf``'s lists probed per row and number of lists (None: ``n / LIST_ROWS``).
     random_state : seed of the k-means sample and of the recall sample.
     recall_queries : query rows of the recall estimate of an approximate graph (None: up to
         ``RECALL_QUERIES``, fewer on large pools so that it costs at most ``RECALL_PAIRS`` pairs).
