@@ -162,6 +162,8 @@ def select_on_file(job: Any, selector: Any, ds: Dataset) -> tuple[np.ndarray, in
         check_rows(n_rows, len(ds), source)
     X = prepare_features(groups, normalize=job.normalize)
     X_fit = raw_features(groups) if selector.wants_raw_features else X
+    dims = {k: int(a.shape[1]) for k, a in groups.items()}
+    del groups  # unmap the file: a memory-mapped .npy would otherwise stay resident beside X
     removed = None
     if job.dedup is not None:
         from coreselect.selection.dedup import fit_deduplicated
@@ -170,7 +172,7 @@ def select_on_file(job: Any, selector: Any, ds: Dataset) -> tuple[np.ndarray, in
     else:
         selector.fit(X_fit)
     log.info("selected on %s: %d rows x %d dims", source, X.shape[0], X.shape[1])
-    ref = FeatureRef(kind, source, f"sha256:{h.hexdigest()}", {k: int(a.shape[1]) for k, a in groups.items()},
+    ref = FeatureRef(kind, source, f"sha256:{h.hexdigest()}", dims,
                      normalize="raw" if selector.wants_raw_features else job.normalize, score_normalize=job.normalize)
     return X, removed, ref
 

@@ -67,6 +67,9 @@ class Counts:
 class MethodRef:
     name: str
     params: dict[str, Any] = field(default_factory=dict)
+    #: what the method reports of its run (a selector's ``info_``: e.g. facility location's kNN
+    #: index and its measured recall); absent from older manifests and from methods without it
+    info: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -134,6 +137,8 @@ class SelectionManifest:
         if self.dedup is not None:
             m["dedup"] = self.dedup
         m["method"] = {"name": self.method.name, "params": self.method.params}
+        if self.method.info:
+            m["method"]["info"] = self.method.info
         m["order"] = self.order
         if self.engine is not None:
             m["engine"] = self.engine
@@ -176,7 +181,8 @@ class SelectionManifest:
             return cls(
                 data=_take(DataRef, m["data"]),
                 counts=_take(Counts, m["counts"]),
-                method=MethodRef(m["method"].get("name", "?"), dict(m["method"].get("params") or {})),
+                method=MethodRef(m["method"].get("name", "?"), dict(m["method"].get("params") or {}),
+                                 dict(m["method"].get("info") or {})),
                 rows=rows if isinstance(rows, list) else None, indices=indices if isinstance(indices, list) else None,
                 lines=m.get("lines"), budget=_take(Budget, budget) if isinstance(budget, dict) else None,
                 order=m.get("order", "selection"), version=m.get("coreselect_version"), engine=m.get("engine"),

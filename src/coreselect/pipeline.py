@@ -187,7 +187,7 @@ def _manifest(job: SelectJob, ds: Dataset, k: int, selector: Any, store: Feature
         budget=Budget(job.ratio, job.n, len(rows), tokens=job.budget_tokens, picked_tokens=picked_tokens),
         dedup=None if job.dedup is None else {"threshold": job.dedup, "removed": removed},
         counts=Counts(len(ds), len(rows), len(ds.skipped), ds.duplicates),
-        method=MethodRef(job.method, _jsonable(selector.get_params())),
+        method=MethodRef(job.method, _jsonable(selector.get_params()), _jsonable(getattr(selector, "info_", {}))),
         order="input" if job.keep_order else "selection",
         engine={"name": "ray", "address": job.ray_address, "actors": job.ray_actors} if job.engine == "ray" else None,
         model=store.manifest["model"] if store is not None else None,

@@ -19,7 +19,7 @@ Which methods run on the actors is each selector's own say (``Selector.distribut
 
 >>> from coreselect.selection import available_methods
 >>> available_methods(distributed=True)
-['kcenter', 'ltd']
+['facility-location', 'kcenter', 'ltd']
 """
 
 from __future__ import annotations

@@ -208,6 +208,36 @@ class ShardFeatures:
         groups, pos = best_by_group(cl, vals, rows, largest)
         return (groups, vals[pos], rows[pos], *self.rows(rows[pos], with_sq=True))
 
+    # -- facility location: RandGreeDi (:mod:`coreselect.selection.greedi`) ---------------------
+    def fl_scatter(self, n_parts: int, seed: int) -> list[Any]:
+        """Split the rows held here into ``n_parts`` random parts (each shard seeded by its
+        number, so the split does not depend on the grouping); one object reference
+        ``(global rows, float32 rows)`` per part, in the object store for the part's actor."""
+        import ray
+
+        from coreselect.selection.greedi import partition_of
+
+        parts: list[list[tuple[np.ndarray, np.ndarray]]] = [[] for _ in range(n_parts)]
+        for p, X in zip(self.plans, self.X):
+            lab = partition_of(X.shape[0], n_parts, seed, p.shard)
+            for b in range(n_parts):
+                m = np.flatnonzero(lab == b)
+                parts[b].append((p.start + m, X[m]))
+        return [ray.put((np.concatenate([r for r, _ in b]), np.concatenate([x for _, x in b]))) for b in parts]
+
+    def fl_local(self, refs: list[Any], kappa: int, params: dict[str, Any]) -> tuple[np.ndarray, ...]:
+        """Stage 1 on the part gathered from ``refs`` (rows in global order): local picks,
+        weights and vectors (:func:`~coreselect.selection.greedi.local_picks`)."""
+        import ray
+
+        from coreselect.selection.greedi import local_picks
+
+        got = ray.get(refs)
+        rows = np.concatenate([r for r, _ in got])
+        order = np.argsort(rows, kind="stable")
+        X = np.concatenate([x for _, x in got])[order]
+        return local_picks(X, rows[order], kappa, **params)
+
     def nearest(self, C: np.ndarray, csq: np.ndarray) -> np.ndarray:
         """Distance from each row held here to its nearest row of ``C`` (``nearest_distances_to``)."""
         from coreselect.metrics import nearest_distances_to

@@ -21,10 +21,11 @@ from typing import Any
 
 import numpy as np
 
-from coreselect.distributed.ray_select import FeatureActors, kcenter_ray, ltd_ray
+from coreselect.distributed.ray_select import FeatureActors, facility_location_ray, kcenter_ray, ltd_ray
 from coreselect.errors import ConfigError
 from coreselect.selection import available_methods
 from coreselect.selection.base import Selector
+from coreselect.selection.facility_location import FacilityLocation
 from coreselect.selection.kcenter import KCenterGreedy
 from coreselect.selection.ltd import LTD
 
@@ -42,8 +43,19 @@ def _ltd(selector: LTD, pool: FeatureActors, **params: Any) -> np.ndarray:
     return selector._fitted(ltd_ray(pool, selector.n_select, **params), params)
 
 
+def _facility_location(selector: FacilityLocation, pool: FeatureActors, *, n_neighbors: int, graph: str,
+                       optimizer: str, epsilon: float, nprobe: int, partition_picks: float | None,
+                       random_state: int) -> np.ndarray:
+    """RandGreeDi on the actors (:func:`.ray_select.facility_location_ray`)."""
+    idx, selector.gains_, selector.info_ = facility_location_ray(
+        pool, selector.n_select, n_neighbors=n_neighbors, graph=graph, optimizer=optimizer, epsilon=epsilon,
+        nprobe=nprobe, partition_picks=partition_picks, random_state=random_state)
+    return idx
+
+
 #: Method name -> its fit on a pool of actors, for every method with ``distributed = True``.
-FITS: dict[str, Callable[..., np.ndarray]] = {"kcenter": _kcenter, "ltd": _ltd}
+FITS: dict[str, Callable[..., np.ndarray]] = {"facility-location": _facility_location, "kcenter": _kcenter,
+                                              "ltd": _ltd}
 
 
 def fit_distributed(selector: Selector, pool: FeatureActors) -> Selector:

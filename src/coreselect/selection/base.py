@@ -133,7 +133,7 @@ class Selector:
         X = np.ascontiguousarray(X, dtype=np.float32)
         n = X.shape[0]
         params = self.check_params(n)
-        if not np.isfinite(X).all():
+        if not all(np.isfinite(X[s : s + 65536]).all() for s in range(0, n, 65536)):  # no N x d temporary
             raise ConfigError(f"{self.name}: features contain NaN or infinity")
         if y is not None:
             y = np.asarray(y, dtype=np.float64)
@@ -265,7 +265,7 @@ def available_methods(*, distributed: bool = False) -> list[str]:
     Examples
     --------
     >>> available_methods(distributed=True)
-    ['kcenter', 'ltd']
+    ['facility-location', 'kcenter', 'ltd']
     """
     _load_builtin()
     return sorted(n for n, cls in _REGISTRY.items() if cls.distributed or not distributed)
