@@ -10,6 +10,7 @@ import pytest
 
 from coreselect.cli.main import main
 from coreselect.compare.pools import noisy_alpaca, normalised_text, passage_overlap, task_mixture
+from coreselect.errors import ConfigError
 
 
 def _read(path: str | Path) -> list[dict]:
@@ -133,3 +134,31 @@ def test_task_mixture_held_out_shares_no_passage_with_the_pool(tmp_path):
     assert leak["records"] == len(seen) == leak["of"] - leak["dropped"]
     assert json.loads((tmp_path / "clean" / "build.json").read_text())["leakage"] == info["leakage"]
     assert {r["task"] for r in seen} == {"A", "B"}
+
+
+def test_pool_cli_yaml_and_library_share_one_definition(t0_like, tmp_path):
+    """`coreselect pool task-mixture` flags, a compare YAML's build: keys and the builder's
+    defaults come from one dataclass: the same defaults (eval_per_group was 4 on the CLI and 3 in
+    the preset), the same names (--max-chars was missing from the CLI), the same checks."""
+    import argparse
+
+    from coreselect.compare.config import parse_config
+    from coreselect.compare.pool_options import POOL_OPTIONS, TaskMixtureOptions
+    from coreselect.options import add_arguments, from_args
+
+    for kind, cls in POOL_OPTIONS.items():
+        p = argparse.ArgumentParser()
+        add_arguments(p, cls)
+        cfg = parse_config({"build": {"kind": kind, "source": str(t0_like)}, "pool": "build:pool",
+                            "eval": "build:pool"}, tmp_path)
+        assert from_args(cls, p.parse_args([])) == cls() == cls(**cfg.build.params)
+    assert TaskMixtureOptions().eval_per_group == 3
+    a = task_mixture(t0_like, tmp_path / "cli-like", TaskMixtureOptions(head=10, max_chars=40))
+    b = task_mixture(t0_like, tmp_path / "kw", head=10, max_chars=40)
+    assert Path(a["paths"]["pool"]).read_bytes() == Path(b["paths"]["pool"]).read_bytes()
+    assert main(["-q", "pool", "task-mixture", str(t0_like), "-o", str(tmp_path / "c"), "--head", "10",
+                 "--max-chars", "40"]) == 0
+    assert (tmp_path / "c" / "pool.jsonl").read_bytes() == Path(a["paths"]["pool"]).read_bytes()
+    with pytest.raises(ConfigError, match=r"build: unknown key 'heads' \(did you mean 'head'\?\)"):
+        parse_config({"build": {"kind": "task-mixture", "source": str(t0_like), "heads": 3},
+                      "pool": "build:pool", "eval": "build:pool"}, tmp_path)

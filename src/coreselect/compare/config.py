@@ -275,11 +275,10 @@ def _build(value: Any, base: Path, sources: dict[str, tuple[str, list[str]]]) ->
     if not isinstance(source, (str, list)):
         raise ConfigError("build.source: the file the pool is built from is required (a data file, a Hugging Face "
                           "dataset id or a list of them, tried in order)")
-    import inspect
+    from coreselect.compare.pool_options import POOL_OPTIONS, as_kwargs
 
-    known = [p for p in inspect.signature(BUILDERS[kind]).parameters if p not in ("source", "out_dir")]
-    check_keys("build", d, known)
-    return BuildSpec(kind, _source("build.source", source, base, sources), d)
+    options = from_mapping(POOL_OPTIONS[kind], d, "build")  # the keys and defaults of `coreselect pool`
+    return BuildSpec(kind, _source("build.source", source, base, sources), as_kwargs(options))
 
 
 def _budgets(where: str, value: Any) -> list[float | int]:

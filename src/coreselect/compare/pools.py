@@ -41,6 +41,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from coreselect.compare.pool_options import NoisyAlpacaOptions, TaskMixtureOptions
 from coreselect.data import Dataset, fold_text, load_dataset
 from coreselect.errors import ConfigError, DataError
 from coreselect.output import atomic_write_bytes, check_not_input
@@ -154,11 +155,12 @@ def _source(path: str | Path, columns: Sequence[str]) -> tuple[Dataset, list[dic
     return ds, records
 
 
-def task_mixture(source: str | Path, out_dir: str | Path, *, seed: int = 0, head: int = 200, alpha: float = 1.0,
-                 floor: int = 2, eval_per_group: int = 4, unseen_share: float = 0.1,
-                 max_choices: int = 10, max_chars: int | None = None,
-                 leak_threshold: float | None = 0.5) -> dict[str, Any]:
+def task_mixture(source: str | Path, out_dir: str | Path, options: TaskMixtureOptions | None = None,
+                 **kw: Any) -> dict[str, Any]:
     """Build a template-skewed pool, a balanced held-out set and an unseen-templates set.
+
+    The options (:class:`~coreselect.compare.pool_options.TaskMixtureOptions`, or its fields as
+    keywords; defaults there, shared with ``coreselect pool task-mixture`` and ``build:``):
 
     Parameters
     ----------
@@ -179,11 +181,9 @@ def task_mixture(source: str | Path, out_dir: str | Path, *, seed: int = 0, head
         templates) is replaced by a spare record of its template that does not, or dropped; the
         shares before and after go into ``build.json``. ``None`` keeps the held-out sets as drawn.
     """
-    if not 0 <= unseen_share < 1:
-        raise ConfigError(f"--unseen-share must be in [0, 1), got {unseen_share}")
-    for name, v in (("head", head), ("floor", floor), ("eval-per-group", eval_per_group)):
-        if v < 1:
-            raise ConfigError(f"--{name} must be at least 1, got {v}")
+    o = options if options is not None else TaskMixtureOptions(**kw)
+    seed, head, alpha, floor, eval_per_group = o.seed, o.head, o.alpha, o.floor, o.eval_per_group
+    unseen_share, max_choices, max_chars, leak_threshold = o.unseen_share, o.max_choices, o.max_chars, o.leak_threshold
     src = Path(source)
     out = Path(out_dir)
     ds, records = _source(src, ("task", "template"))
@@ -297,8 +297,8 @@ def _near_duplicate(r: dict[str, Any], rng: random.Random) -> dict[str, Any]:
             "output": " ".join(words)}
 
 
-def noisy_alpaca(source: str | Path, out_dir: str | Path, *, seed: int = 0, offset: int = 0, pool_size: int = 1000,
-                 swap_share: float = 0.2, duplicate_share: float = 0.1, eval_size: int = 300) -> dict[str, Any]:
+def noisy_alpaca(source: str | Path, out_dir: str | Path, options: NoisyAlpacaOptions | None = None,
+                 **kw: Any) -> dict[str, Any]:
     """Build a pool with swapped responses and near-duplicates, and a clean held-out set.
 
     The pool holds ``pool_size`` records: ``duplicate_share`` of them are near-copies of clean
@@ -306,11 +306,9 @@ def noisy_alpaca(source: str | Path, out_dir: str | Path, *, seed: int = 0, offs
     ``source``, of which ``swap_share`` of the pool get another record's response (labelled
     ``swapped``). The held-out set is the next ``eval_size`` records, untouched.
     """
-    for name, v in (("swap-share", swap_share), ("duplicate-share", duplicate_share)):
-        if not 0 <= v < 1:
-            raise ConfigError(f"--{name} must be in [0, 1), got {v}")
-    if swap_share + duplicate_share >= 1:
-        raise ConfigError("--swap-share + --duplicate-share must stay below 1")
+    o = options if options is not None else NoisyAlpacaOptions(**kw)
+    seed, offset, pool_size, swap_share, duplicate_share, eval_size = (
+        o.seed, o.offset, o.pool_size, o.swap_share, o.duplicate_share, o.eval_size)
     src, out = Path(source), Path(out_dir)
     ds, records = _source(src, ())
     n_dup = round(duplicate_share * pool_size)
