@@ -16,7 +16,7 @@ from coreselect.compare.run import run_experiment
 from coreselect.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
-SHARED = ROOT.parent / "shared" / "data"
+SHARED = (ROOT.parent / "shared" / "data").resolve()  # paths are resolved (../shared may be a link)
 PRESETS = sorted((ROOT / "examples").glob("*.yaml"))
 ALPACA_PRESETS = [p for p in PRESETS if not p.stem.startswith("task_mixture")]
 
