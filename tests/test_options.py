@@ -133,10 +133,13 @@ def test_yaml_values_are_checked_in_one_line() -> None:
             from_mapping(cls, d, "s")
 
 
-def test_feature_store_keys_are_unchanged() -> None:
+def test_feature_store_keys_are_unchanged(monkeypatch) -> None:
     """``FeatureConfig.to_json`` is hashed into store keys: existing caches must stay valid (the
-    stores of the first default, mean over all tokens, included)."""
+    stores of the first default, mean over all tokens, included). They were all bf16 stores: on
+    a CPU with bf16 instructions ``auto`` keeps their keys (elsewhere fp32 gets keys of its own)."""
     from coreselect.features.config import FeatureConfig
+
+    monkeypatch.setattr("coreselect.device._proc_cpuinfo", lambda: "flags: avx2 avx512_bf16")
 
     mean_all = {"kind": "activations", "layers": [15], "pooling": "mean", "span": "all", "max_length": 512,
                 "with_hidden": False}
@@ -146,13 +149,14 @@ def test_feature_store_keys_are_unchanged() -> None:
     assert FeatureConfig(drop_default_system=True).to_json()["drop_default_system"] is True
 
 
-def test_compare_stage_keys_are_unchanged() -> None:
+def test_compare_stage_keys_are_unchanged(monkeypatch) -> None:
     """The select and train stage keys hash the selector and trainee options as the first version
     did (names, values, ``epochs: 1`` an int), so the runs of examples/cpu_small.yaml stay cached."""
     import hashlib
 
     from coreselect.compare.config import load_config, selector_json, trainee_json
 
+    monkeypatch.setattr("coreselect.device._proc_cpuinfo", lambda: "flags: avx2 avx512_bf16")  # bf16 runs
     cfg = load_config(Path(__file__).resolve().parents[1] / "examples" / "cpu_small.yaml")
     trainee = trainee_json(cfg.trainee)
     blob = json.dumps([selector_json(cfg.selector), trainee], sort_keys=True, default=str)
