@@ -106,8 +106,9 @@ def test_scores_leave_the_features_unchanged(tiny_model, tokenizer, alpaca_file,
     assert "scores" not in plain.manifest and plain.columns == ["n_tokens", "prompt_tokens", "response_tokens", "truncated"]
 
 
-def test_the_store_key_without_scores_is_the_committed_one():
-    """Keys computed by the code before scores existed: existing stores stay valid."""
+def test_the_store_key_without_scores_is_the_committed_one(monkeypatch):
+    """Keys computed by the code before scores existed: existing (bf16) stores stay valid."""
+    monkeypatch.setattr("coreselect.device._proc_cpuinfo", lambda: "flags: avx2 avx512_bf16")
     spec = ModelSpec("m", "/x", "sha256:abc")
     assert store_key("data-fp", spec, FeatureConfig(pooling="mean", span="all")) == \
         "0f4bc8575eceeea45aa0400b0f91e63b39d3c61eb1b41fc3e0f784cca67362a6"
