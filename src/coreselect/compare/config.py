@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from coreselect.compare.primary import PrimarySpec, check_primary_arms, parse_primary
 from coreselect.errors import ConfigError
 from coreselect.finetune.config import EvalConfig, TrainConfig
 from coreselect.job import DEFAULT_METHOD, SelectJob
@@ -72,18 +73,6 @@ class BuildSpec:
     kind: str
     source: str
     params: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class PrimarySpec:
-    """The one comparison a preset is run to decide, declared before it runs: arm ``arms[0]``
-    against ``arms[1]`` (arm labels) on held-out set ``eval`` by ``metric`` (``macro``: macro loss
-    over groups; ``loss``: per-example loss; ``token``: loss per token, the examples weighted by
-    their response tokens; ``acc``: rank accuracy)."""
-
-    arms: tuple[str, str]
-    eval: str
-    metric: str
 
 
 @dataclass
@@ -302,52 +291,6 @@ def _baselines(value: Any) -> list[str]:
     return out
 
 
-def _primary(value: Any, evals: list[DataSlice], evaluation: EvalConfig, where: str = "primary"
-             ) -> PrimarySpec | None:
-    from coreselect.compare.summary import PRIMARY_METRICS
-
-    if value is None:
-        return None
-    d = dict(as_mapping(where, {"arms": value} if isinstance(value, list) else value))
-    check_keys(where, d, ["arms", "eval", "metric"])
-    arms = d.get("arms")
-    if not (isinstance(arms, list) and len(arms) == 2 and all(isinstance(a, str) and a for a in arms)
-            and arms[0] != arms[1]):
-        raise ConfigError(f"{where}.arms: expected two distinct arm labels (e.g. [facility-location, random]), "
-                          f"got {arms!r}")
-    names = [e.name for e in evals]
-    name = d.get("eval", names[0])
-    if name not in names:
-        raise ConfigError(f"{where}.eval: {name!r} is not a held-out set of 'eval' ({', '.join(names)})")
-    metric = d.get("metric", "macro" if evaluation.group_by else "loss")
-    if metric not in PRIMARY_METRICS:
-        raise ConfigError(f"{where}.metric: expected one of {', '.join(PRIMARY_METRICS)}, got {metric!r}")
-    if metric == "macro" and not evaluation.group_by:
-        raise ConfigError(f"{where}.metric: 'macro' needs evaluation.group_by (the label column of the groups)")
-    if metric == "acc" and not evaluation.rank_choices:
-        raise ConfigError(f"{where}.metric: 'acc' needs evaluation.rank_choices")
-    return PrimarySpec((arms[0], arms[1]), name, metric)
-
-
-def oracle_label(baseline: str) -> str:
-    """The arm label of an oracle baseline: ``balanced:group`` -> ``balanced-group (oracle)``."""
-    kind, col = baseline.split(":", 1)
-    return f"{kind}-{col} (oracle)"
-
-
-def _check_primary_arms(primary: PrimarySpec | None, methods: list[MethodSpec], baselines: list[str],
-                        where: str = "primary") -> None:
-    if primary is None:
-        return
-    labels = {m.label or m.name for m in methods} | {b for b in baselines if ":" not in b}
-    labels |= {oracle_label(b) for b in baselines if ":" in b}
-    for a in primary.arms:
-        if a not in labels:
-            close = difflib.get_close_matches(a, sorted(labels), n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise ConfigError(f"{where}.arms: {a!r} is no arm label of this config{hint}")
-
-
 def parse_config(raw: Any, base: Path, source: str = "") -> ExperimentConfig:
     """Validate a loaded YAML mapping; ``base`` is the folder relative paths start from."""
     d = as_mapping(source or "config", raw)
@@ -387,10 +330,10 @@ def parse_config(raw: Any, base: Path, source: str = "") -> ExperimentConfig:
                           f"got {d.get('references')!r}")
     if not methods and not baselines:
         raise ConfigError("nothing to compare: no methods and no baselines")
-    primary = _primary(d.get("primary"), evals, evaluation)
-    _check_primary_arms(primary, methods, baselines)
-    control = _primary(d.get("control"), evals, evaluation, "control")
-    _check_primary_arms(control, methods, baselines, "control")
+    primary = parse_primary(d.get("primary"), evals, evaluation)
+    check_primary_arms(primary, methods, baselines)
+    control = parse_primary(d.get("control"), evals, evaluation, "control")
+    check_primary_arms(control, methods, baselines, "control")
     return ExperimentConfig(pool, evals, selector, trainee, methods, budgets, seeds, list(baselines),
                             evaluation, source, build, list(labels), curve, list(references), sources,
                             _bool("match_tokens", d.get("match_tokens", False)), primary, control)

@@ -34,10 +34,10 @@ from coreselect.compare.config import (
     BUILD_PREFIX,
     DataSlice,
     ExperimentConfig,
-    oracle_label,
     selector_json,
     trainee_json,
 )
+from coreselect.compare.primary import oracle_label
 from coreselect.compare.stages import (
     Arm,
     NotRun,
