@@ -143,8 +143,8 @@ def selector_json(job: SelectJob) -> dict[str, Any]:
     for later in ("dedup", "budget_tokens"):
         if getattr(job, later) is not None:
             d[later] = getattr(job, later)
-    if "precision" in f.to_json():  # as in the store key: only a precision other than bf16
-        d["precision"] = f.to_json()["precision"]
+    if (precision := f.to_json().get("precision")) is not None:  # as in the store key: only when not bf16
+        d["precision"] = precision
     return d
 
 

@@ -122,6 +122,8 @@ def run_experiment(cfg: ExperimentConfig, out_dir: str | Path, *, progress: bool
     from coreselect.compare.report import write_reports
     from coreselect.compare.sources import check_available
 
+    if jobs < 1:  # before any work: nothing built, nothing made
+        raise ConfigError(f"--jobs must be at least 1, got {jobs}")
     root = Path(out_dir)
     _check_inputs_outside(cfg, root)
     check_available(cfg.sources)  # a missing file or an unreachable id: one line naming its key, nothing made
@@ -147,8 +149,6 @@ def run_experiment(cfg: ExperimentConfig, out_dir: str | Path, *, progress: bool
     arms = plan_arms(cfg)
     log.info("compare: %d arms (%s), pool %d records, eval %s", len(arms), ", ".join(a.name for a in arms),
              len(pool), ", ".join(f"{n} ({len(d)})" for n, d in evals.items()))
-    if jobs < 1:
-        raise ConfigError(f"--jobs must be at least 1, got {jobs}")
     # selection first, serially: the arms share one feature store, extracted once
     selected: dict[str, dict[str, Any] | None] = {}
     left_out: list[str] = []

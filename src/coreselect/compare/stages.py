@@ -246,10 +246,11 @@ def select_stage(cfg: ExperimentConfig, arm: Arm, pool: Dataset, root: Path, pro
             indices = pick(labels_of(pool, arm.oracle_column), k, arm.seed)
         else:
             log.info("[%s] select: %s, budget %s, seed %d", arm.name, arm.method, arm.budget, arm.seed)
-            whole = matched or None
-            job = replace(job, data=str(root / "data" / "pool.jsonl"), output=str(out),
-                          ratio=1.0 if whole else arm.budget if isinstance(arm.budget, float) else None,
-                          n=None if whole else arm.budget if isinstance(arm.budget, int) else None, method=arm.method,
+            # token-matched: the method orders the whole pool, cut at the token budget below
+            ratio, n = (1.0, None) if matched else (arm.budget, None) if isinstance(arm.budget, float) \
+                else (None, arm.budget)
+            job = replace(job, data=str(root / "data" / "pool.jsonl"), output=str(out), ratio=ratio, n=n,
+                          method=arm.method,
                           method_params=dict(arm.params), seed=arm.seed, work_dir=str(root / "features"),
                           overwrite=True, progress=progress)
             indices = run_select(job).manifest.indices
