@@ -42,15 +42,13 @@ from coreselect.compare.stages import (
     Arm,
     NotRun,
     check_disjoint,
-    eval_stage,
     materialise,
     select_stage,
-    stage_key,
     task_metrics,
     text_hash,
-    train_stage,
     write_json,
 )
+from coreselect.compare.units import report_cached, run_local, run_serial
 from coreselect.errors import ConfigError
 from coreselect.output import check_not_input, check_not_inside
 
@@ -117,8 +115,10 @@ def run_experiment(cfg: ExperimentConfig, out_dir: str | Path, *, progress: bool
     """Run (or resume) every arm of ``cfg`` under ``out_dir``; write and return the results rows.
 
     ``report_only``: run nothing; the results of the arms whose every stage has finished (under
-    this config's stage keys), the others left out. ``jobs``: train and evaluate that many arms at
-    once in local processes (the selections run first, serially, on one shared feature store)."""
+    this config's stage keys), the others left out. The selections run first, serially, on one
+    shared feature store; then each arm's train + evaluate is one unit
+    (:mod:`coreselect.compare.units`), ``jobs`` of them at once in local processes (default 1: in
+    this process). Results equal a serial run's at the same thread count."""
     from coreselect.compare.report import write_reports
     from coreselect.compare.sources import check_available
 
@@ -169,17 +169,12 @@ def run_experiment(cfg: ExperimentConfig, out_dir: str | Path, *, progress: bool
             write_reports([done[a.name] for a in arms if a.name in done], root, [e.name for e in cfg.eval],
                           cfg.references, cfg.primary, cfg.control)
 
-    if jobs == 1 or report_only:
-        for i, arm in enumerate(todo, 1):
-            log.info("arm %d/%d: %s", i, len(todo), arm.name)
-            try:
-                tr, ev = _train_and_evaluate(cfg, arm, selected[arm.name], evals, root, progress, report_only)
-            except NotRun:
-                left_out.append(arm.name)
-                continue
-            finished(arm, tr, ev)
-    else:
-        _run_parallel(cfg, todo, selected, evals, root, jobs, finished)
+    if report_only or jobs == 1:
+        left_out += run_serial(cfg, todo, selected, evals, root, progress, report_only, finished)
+    else:  # finished units are reported here; the others go to the workers
+        todo = report_cached(cfg, todo, selected, evals, root, finished)
+        if todo:
+            run_local(cfg, todo, selected, evals, root, jobs, finished)
     rows = [done[a.name] for a in arms if a.name in done]
     if report_only:
         if not rows:
@@ -189,68 +184,6 @@ def run_experiment(cfg: ExperimentConfig, out_dir: str | Path, *, progress: bool
                         ", ".join(left_out))
         write_reports(rows, root, [e.name for e in cfg.eval], cfg.references, cfg.primary, cfg.control)
     return rows
-
-
-def _train_and_evaluate(cfg: ExperimentConfig, arm: Arm, sel: dict[str, Any] | None, evals: dict[str, Any],
-                        root: Path, progress: bool, report_only: bool = False
-                        ) -> tuple[dict[str, Any] | None, dict[str, Any]]:
-    """One unit of work: fine-tune on the arm's pick (none for ``base``), then evaluate."""
-    tr = None
-    if arm.method == "base":
-        upstream = stage_key("base", cfg.trainee.model)
-    else:
-        tr = train_stage(cfg, arm, sel["stage_key"], root, progress, report_only)
-        upstream = tr["stage_key"]
-    return tr, eval_stage(cfg, arm, upstream, evals, root, progress, report_only)
-
-
-def _worker_init(threads: int, level: int) -> None:
-    """A ``--jobs`` worker: its share of the cores; coreselect's messages at the parent's level,
-    on stderr, each with the time and the worker's name."""
-    import torch
-
-    torch.set_num_threads(threads)
-    lib = logging.getLogger("coreselect")
-    handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("%(asctime)s %(processName)s %(message)s", datefmt="%H:%M:%S"))
-    lib.addHandler(handler)
-    lib.setLevel(level)
-    lib.propagate = False
-
-
-def _unit(cfg: ExperimentConfig, arm: Arm, sel: dict[str, Any] | None, evals: dict[str, Any], root: Path
-          ) -> tuple[dict[str, Any] | None, dict[str, Any]]:
-    return _train_and_evaluate(cfg, arm, sel, evals, root, progress=False)
-
-
-def _run_parallel(cfg: ExperimentConfig, arms: list[Arm], selected: dict[str, dict[str, Any] | None],
-                  evals: dict[str, Any], root: Path, jobs: int, finished: Any) -> None:
-    """Train and evaluate ``arms`` in ``jobs`` worker processes, each with ``cores // jobs`` torch
-    threads. Every unit is seeded by its arm alone, so the results are those of a serial run with
-    the same thread count; a unit that fails stops the run after the units in flight finish (their
-    stages are cached, so a rerun resumes)."""
-    import multiprocessing as mp
-    import os
-    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    threads = max(1, cores // jobs)
-    log.info("compare: %d units of train + evaluate on %d processes, %d torch thread(s) each", len(arms),
-             jobs, threads)
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn"), initializer=_worker_init,
-                             initargs=(threads, logging.getLogger("coreselect").getEffectiveLevel())) as pool:
-        futures = {pool.submit(_unit, cfg, arm, selected[arm.name], evals, root): arm for arm in arms}
-        pending = set(futures)
-        while pending:
-            ready, pending = wait(pending, return_when=FIRST_COMPLETED)
-            for f in ready:
-                arm = futures[f]
-                if f.exception() is not None:
-                    for p in pending:
-                        p.cancel()
-                    raise f.exception()
-                log.info("arm done: %s", arm.name)
-                finished(arm, *f.result())
 
 
 def _write_config(cfg: ExperimentConfig, root: Path) -> None:
