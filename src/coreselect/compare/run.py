@@ -111,22 +111,28 @@ def _build(cfg: ExperimentConfig, root: Path) -> Path:
 
 
 def run_experiment(cfg: ExperimentConfig, out_dir: str | Path, *, progress: bool = True,
-                   report_only: bool = False, jobs: int = 1) -> list[dict[str, Any]]:
+                   report_only: bool = False, jobs: int | None = None, engine: str = "local",
+                   ray_address: str | None = None) -> list[dict[str, Any]]:
     """Run (or resume) every arm of ``cfg`` under ``out_dir``; write and return the results rows.
 
     ``report_only``: run nothing; the results of the arms whose every stage has finished (under
     this config's stage keys), the others left out. The selections run first, serially, on one
     shared feature store; then each arm's train + evaluate is one unit
-    (:mod:`coreselect.compare.units`), ``jobs`` of them at once in local processes (default 1: in
-    this process). Results equal a serial run's at the same thread count."""
+    (:mod:`coreselect.compare.units`). ``engine="local"``: ``jobs`` units at once in local
+    processes (default 1: in this process); ``engine="ray"``: each unit a Ray task on the cluster
+    at ``ray_address`` (:mod:`coreselect.compare.ray_units`; ``jobs`` at once, default one per
+    GPU, or one per node without GPUs). Results equal a serial run's at the same thread count."""
     from coreselect.compare.report import write_reports
     from coreselect.compare.sources import check_available
 
-    if jobs < 1:  # before any work: nothing built, nothing made
-        raise ConfigError(f"--jobs must be at least 1, got {jobs}")
+    _check_engine(jobs, engine, ray_address)  # before any work: nothing built, nothing made
     root = Path(out_dir)
     _check_inputs_outside(cfg, root)
     check_available(cfg.sources)  # a missing file or an unreachable id: one line naming its key, nothing made
+    if engine == "ray" and not report_only:  # an unreachable cluster is one line now, not after the selections
+        from coreselect.distributed.cluster import connect
+
+        connect(ray_address)
     made = root.absolute()
     while not made.parent.exists():  # the first folder this run makes, removed again if it fails to start
         made = made.parent
@@ -169,11 +175,15 @@ def run_experiment(cfg: ExperimentConfig, out_dir: str | Path, *, progress: bool
             write_reports([done[a.name] for a in arms if a.name in done], root, [e.name for e in cfg.eval],
                           cfg.references, cfg.primary, cfg.control)
 
-    if report_only or jobs == 1:
+    if report_only or (engine == "local" and (jobs or 1) == 1):
         left_out += run_serial(cfg, todo, selected, evals, root, progress, report_only, finished)
     else:  # finished units are reported here; the others go to the workers
         todo = report_cached(cfg, todo, selected, evals, root, finished)
-        if todo:
+        if engine == "ray":
+            from coreselect.compare.ray_units import run_on_ray
+
+            run_on_ray(cfg, todo, selected, evals, root, finished, jobs=jobs, address=ray_address)
+        elif todo:
             run_local(cfg, todo, selected, evals, root, jobs, finished)
     rows = [done[a.name] for a in arms if a.name in done]
     if report_only:
@@ -184,6 +194,21 @@ def run_experiment(cfg: ExperimentConfig, out_dir: str | Path, *, progress: bool
                         ", ".join(left_out))
         write_reports(rows, root, [e.name for e in cfg.eval], cfg.references, cfg.primary, cfg.control)
     return rows
+
+
+def _check_engine(jobs: int | None, engine: str, ray_address: str | None) -> None:
+    """``--jobs``, ``--engine`` and ``--ray-address``, checked before anything is built; with
+    ``--engine ray``, Ray is importable."""
+    if jobs is not None and (isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1):
+        raise ConfigError(f"--jobs must be at least 1, got {jobs}")
+    if engine not in ("local", "ray"):
+        raise ConfigError(f"--engine must be local or ray, got {engine!r}")
+    if engine == "ray":
+        from coreselect.distributed.cluster import import_ray
+
+        import_ray()
+    elif ray_address is not None:
+        raise ConfigError("--ray-address needs --engine ray")
 
 
 def _write_config(cfg: ExperimentConfig, root: Path) -> None:

@@ -7,6 +7,7 @@ any process with the same results (at the same torch thread count):
 
 * in this process, one after the other (:func:`run_serial`);
 * ``--jobs N``: in N spawned local processes (:func:`run_local`);
+* ``--engine ray``: as Ray tasks, one trainee per GPU (:mod:`coreselect.compare.ray_units`).
 
 Every runner reports each unit as it finishes through ``finished(arm, train, eval)``.
 """
