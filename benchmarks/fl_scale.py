@@ -12,6 +12,12 @@ rows above 50,000) as a ratio to the reference configuration of that size (the f
     python benchmarks/fl_scale.py --sizes 50000 --configs exact,ivf:4,ivf:8,ivf:16,ivf:8:stochastic
     python benchmarks/fl_scale.py --sizes 200000 --configs ivf:32,ivf:8,ivf:8:stochastic
 
+``--store DIR`` runs the configurations on a real feature store instead (its matrix prepared as
+``select`` prepares it: ``center-l2``, float32), and ``--label-column COL`` adds the share of the
+column's values (e.g. T0 templates) that each pick covers, read from the data the store names::
+
+    python benchmarks/fl_scale.py --store feats/t0_text --label-column template --configs exact,ivf:4,hnsw
+
 A config is ``GRAPH[:NPROBE][:OPTIMIZER]``. Note the machine load (``uptime``) beside the output.
 """
 
@@ -50,6 +56,21 @@ def make_features(n: int, path: Path, d: int = 1536, clusters: int = 2000, seed:
     return path
 
 
+def real_features(store: Path, work: Path, label_column: str | None) -> tuple[int, Path, Path | None]:
+    """A store's matrix as ``select`` prepares it (``center-l2``, float32) in ``work`` as ``.npy``,
+    and its label column as a second ``.npy`` (integer codes) when asked."""
+    import coreselect
+
+    name = store.name.removesuffix(store.suffix)
+    f, labels = work / f"{name}.npy", work / f"{name}.labels.npy" if label_column else None
+    if not f.exists() or (labels is not None and not labels.exists()):
+        feats = coreselect.load_features(store, label_columns=[label_column] if label_column else [])
+        np.save(f, np.ascontiguousarray(feats.X, dtype=np.float32))
+        if labels is not None:
+            np.save(labels, np.unique(np.asarray(feats.labels[label_column], dtype=str), return_inverse=True)[1])
+    return int(np.load(f, mmap_mode="r").shape[0]), f, labels
+
+
 def child(args: argparse.Namespace) -> None:
     """One configuration on the memory-mapped file; prints one JSON line."""
     from coreselect.metrics import facility_location_objective
@@ -68,7 +89,11 @@ def child(args: argparse.Namespace) -> None:
     del S
     rows = None if n <= 50_000 else np.random.default_rng(7).choice(n, 20_000, replace=False)
     obj = facility_location_objective(X, idx, rows=rows)
-    print(json.dumps({"n": n, "config": args.config, "wall": wall, "cpu": cpu, "graph": info["seconds"],
+    covered = None
+    if args.labels:
+        lab = np.load(args.labels, allow_pickle=False)
+        covered = len(np.unique(lab[np.asarray(idx)])) / len(np.unique(lab))
+    print(json.dumps({"covered": covered, "n": n, "config": args.config, "wall": wall, "cpu": cpu, "graph": info["seconds"],
                       "greedy": info["greedy_seconds"], "rss_gb": rss, "recall": info["recall@64"],
                       "graph_objective": info["objective"], "dense_objective": obj, "info": info}))
 
@@ -80,7 +105,10 @@ def main() -> None:
     ap.add_argument("--ratio", type=float, default=0.1)
     ap.add_argument("--workdir", default=None, help="where the .npy files go (default: a temp dir)")
     ap.add_argument("--reuse", action="store_true", help="reuse results saved in --workdir by an earlier run")
+    ap.add_argument("--store", help="a feature store (or .npy/.safetensors file) instead of synthetic features")
+    ap.add_argument("--label-column", help="with --store: print the share of this column's values each pick covers")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--labels", help=argparse.SUPPRESS)
     ap.add_argument("--file", help=argparse.SUPPRESS)
     ap.add_argument("--config", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -91,9 +119,11 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     print(f"load before: {os.getloadavg()}", flush=True)
     print(f"{'n':>9} {'config':<22} {'wall s':>8} {'CPU s':>8} {'graph s':>8} {'greedy s':>8} {'peak GB':>8} {'recall@64':>9} "
-          f"{'objective ratio':>15}", flush=True)
-    for n in (int(s) for s in args.sizes.split(",")):
-        f = work / f"synthetic_{n}.npy"
+          f"{'objective ratio':>15}" + (f" {args.label_column + ' covered':>17}" if args.label_column else ""), flush=True)
+    jobs = [(int(s), work / f"synthetic_{s}.npy", None) for s in args.sizes.split(",")]
+    if args.store:
+        jobs = [real_features(Path(args.store), work, args.label_column)]
+    for n, f, labels in jobs:
         if not f.exists():
             make_features(n, f)
         ref = None
@@ -104,7 +134,8 @@ def main() -> None:
                 cfg += " (saved)"
             else:
                 out = subprocess.run([sys.executable, __file__, "--child", "--file", str(f), "--config", cfg,
-                                      "--ratio", str(args.ratio)], capture_output=True, text=True, check=False)
+                                      "--ratio", str(args.ratio)] + (["--labels", str(labels)] if labels else []),
+                                     capture_output=True, text=True, check=False)
                 if out.returncode:
                     print(f"{n:>9} {cfg:<22} failed: {out.stderr.strip().splitlines()[-1:]}", flush=True)
                     continue
@@ -113,7 +144,8 @@ def main() -> None:
                 saved.write_text(json.dumps(r))
             ref = ref or r["dense_objective"]
             print(f"{n:>9} {cfg:<22} {r['wall']:>8.1f} {r.get('cpu', float('nan')):>8.1f} {r['graph']:>8.1f} {r['greedy']:>8.1f} {r['rss_gb']:>8.2f} "
-                  f"{r['recall']:>9.3f} {r['dense_objective'] / ref:>15.4f}", flush=True)
+                  f"{r['recall']:>9.3f} {r['dense_objective'] / ref:>15.4f}"
+                  + (f" {r['covered']:>17.3f}" if r.get("covered") is not None else ""), flush=True)
     print(f"load after: {os.getloadavg()}", flush=True)
 
 
