@@ -105,7 +105,7 @@ def _size(path: Path) -> int:
 
 
 def _store_info(path: Path) -> dict[str, Any]:
-    from coreselect.store import peek
+    from coreselect.store_manifest import peek
 
     try:
         m = peek(path, errors="raise")

@@ -103,7 +103,7 @@ class Executor(ABC):
         store = open_store(ds, model, config, out_dir, shard_rows or SHARD_ROWS)
         cache = open_record_cache(model, config, record_cache)
         hashes = record_hashes(ds.examples) if cache is not None else []
-        if store.manifest.get("complete"):
+        if store.manifest.complete:
             log.info("%s: features already extracted", out_dir)
             if cache is not None:
                 try:  # a store from before the cache existed: its rows become reusable
@@ -120,7 +120,7 @@ class Executor(ABC):
             log.info("record cache: %d of the %d records to extract are cached; extracting %d", cached, rows, todo)
         t0 = time.perf_counter()
         if pending:
-            with _Progress(store.manifest["n_rows"], pending, progress) as bar:
+            with _Progress(store.manifest.n_rows, pending, progress) as bar:
                 for rows, tokens in self._run_shards(store, ds, pending, on_batch=bar.batch, model=model,
                                                      config=config, batch_tokens=batch_tokens,
                                                      trust_remote_code=trust_remote_code,
@@ -205,7 +205,7 @@ def extract_features(ds: Dataset, model: ModelSpec, config: FeatureConfig, out_d
     --------
     >>> store = extract_features(load_dataset("train.jsonl"), resolve_model(None), FeatureConfig(),
     ...                          "feats/", shard_rows=256)  # doctest: +SKIP
-    >>> store.manifest["complete"]  # doctest: +SKIP
+    >>> store.manifest.complete  # doctest: +SKIP
     True
     """
     return LocalExecutor(loaded=loaded).extract(ds, model, config, out_dir, **options)

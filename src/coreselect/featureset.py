@@ -192,7 +192,7 @@ def check_rows(n_rows: int, n_pool: int, source: str) -> None:
 
 def store_mismatch(store_manifest: dict[str, Any], want: dict[str, Any]) -> str | None:
     """Why a store does not hold the features ``want`` describes, as a selection says it:
-    :meth:`coreselect.store.mismatch(...).explain() <coreselect.store.Mismatch.explain>`; None
+    :meth:`coreselect.store_manifest.mismatch(...).explain() <coreselect.store_manifest.Mismatch.explain>`; None
     when its key matches.
 
     >>> old = {"key": "a", "data": {"fingerprint": "sha256:1", "path": "a.jsonl"},
@@ -200,7 +200,7 @@ def store_mismatch(store_manifest: dict[str, Any], want: dict[str, Any]) -> str 
     >>> store_mismatch(old, {**old, "key": "b", "config": {"layers": [8]}})
     'other feature options (layers: stored [15], now [8])'
     """
-    from coreselect.store import mismatch
+    from coreselect.store_manifest import mismatch
 
     m = mismatch(store_manifest, want)
     return None if m is None else m.explain()
@@ -210,12 +210,12 @@ def check_store_data(store: FeatureStore, fingerprint: str | None, n_pool: int) 
     """A one-line :class:`StoreError` unless ``store`` holds one row per record of the data
     whose fingerprint is ``fingerprint`` (any model or feature options)."""
     sm = store.manifest
-    have = (sm.get("data") or {}).get("fingerprint")
+    have = sm.data_fingerprint
     if fingerprint and have and have != fingerprint:
-        raise StoreError(f"{store.root}: holds features of other data ({(sm.get('data') or {}).get('path')}, "
+        raise StoreError(f"{store.root}: holds features of other data ({sm.data_path}, "
                          f"{have[:15]}; the selection's is {fingerprint[:15]})")
-    if sm.get("n_rows") != n_pool:
-        raise StoreError(f"{store.root}: {sm.get('n_rows')} rows for a pool of {n_pool} records")
+    if sm.n_rows != n_pool:
+        raise StoreError(f"{store.root}: {sm.n_rows} rows for a pool of {n_pool} records")
 
 
 def labels_of(ds: Dataset, columns: Sequence[str], *, what: str = "label column") -> dict[str, np.ndarray]:
@@ -317,7 +317,7 @@ def load_features(source: str | os.PathLike[str] | SelectionManifest | FeatureSt
     if label_columns:
         from coreselect.data import load_dataset
 
-        ds = load_dataset((store.manifest.get("data") or {}).get("path") or "?")
+        ds = load_dataset(store.manifest.data_path or "?")
         check_store_data(store, ds.fingerprint, len(ds))
         labels = labels_of(ds, label_columns)
     return Features(prepare_features(store.load(store.groups), normalize=norm), norm, str(store.root),

@@ -237,7 +237,7 @@ class SelectionManifest:
         if self.features is None:
             raise StoreError(f"{self.path or 'manifest'}: the selection used no features")
         store = FeatureStore.open(self.resolve(self.features.store))
-        if check_key and store.manifest.get("key") != self.features.key:
+        if check_key and store.manifest.key != self.features.key:
             raise StoreError(f"{self.features.store}: holds other features than the selection used")
         return store
 

@@ -80,7 +80,7 @@ def features_dir(job: SelectJob, key: str) -> Path:
 def check_store(root: Path, ds: Dataset, spec: Any, config: Any, key: str) -> None:
     """A one-line :class:`StoreError` when the store at ``root`` (``--features-dir``) holds features of
     other data, another model or other options, saying which; nothing when it matches or is new."""
-    from coreselect.store import mismatch, peek
+    from coreselect.store_manifest import mismatch, peek
 
     have = peek(root)
     if have is None:
@@ -176,11 +176,12 @@ def _manifest(job: SelectJob, ds: Dataset, k: int, selector: Any, store: Feature
     if store is not None:
         picked_tokens = int(store.load(["n_tokens"])["n_tokens"][idx].sum())
         sm = store.manifest
-        features = FeatureRef(sm["config"], str(store.root), sm["key"], sm["dims"],
+        stats = sm.stats or {}
+        features = FeatureRef(sm.config or {}, str(store.root), sm.key, sm.dims or {},
                               normalize="raw" if selector.wants_raw_features else job.normalize,
                               score_normalize=job.normalize,  # the space score_selection measured
-                              tokens=sm["stats"]["tokens"], truncated=sm["stats"]["truncated"],
-                              precision=sm.get("precision"), extracted=store.extracted)
+                              tokens=stats["tokens"], truncated=stats["truncated"],
+                              precision=sm.precision, extracted=store.extracted)
     return SelectionManifest(
         version=__version__,
         data=DataRef(str(ds.path), ds.fingerprint, ds.format, ds.container, columns=ds.columns),
@@ -190,7 +191,7 @@ def _manifest(job: SelectJob, ds: Dataset, k: int, selector: Any, store: Feature
         method=MethodRef(job.method, _jsonable(selector.get_params()), _jsonable(getattr(selector, "info_", {}))),
         order="input" if job.keep_order else "selection",
         engine={"name": "ray", "address": job.ray_address, "actors": job.ray_actors} if job.engine == "ray" else None,
-        model=store.manifest["model"] if store is not None else None,
+        model=store.manifest.model if store is not None else None,
         features=features, skipped=list(ds.skipped),
         indices=[ds.examples[i].source_index for i in rows], lines=[ds.examples[i].line for i in rows], rows=rows,
         # a method fitted for more picks than a token budget kept has a longer curve: cut to the picks

@@ -68,7 +68,7 @@ class RayExecutor(Executor):
         n = min(layout.n_actors, len(pending))
         log.info("extracting %d shards with %s on %d Ray actor(s) (%s each)", len(pending), task["model"].name, n,
                  f"{layout.num_gpus:g} GPU" if layout.num_gpus else f"{layout.num_cpus:g} CPU")
-        ctor = {"root": str(store.root.resolve()), "manifest": store.manifest, **task,
+        ctor = {"root": str(store.root.resolve()), "manifest": store.manifest.to_json(), **task,
                 "num_threads": 0 if layout.num_gpus else max(1, int(layout.num_cpus))}
         return extract_on_actors(ray, store, ds, pending, layout, n, self.actor_cls, self.max_task_retries, ctor)
 
@@ -88,7 +88,7 @@ class RayExecutor(Executor):
                      f"{why} run there" if why else f"only {', '.join(available_methods(distributed=True))} "
                                                     "run on Ray actors")
             return super().select(selector, store, normalize=normalize, dedup=dedup, budget_tokens=budget_tokens)
-        selector.check_params(store.manifest["n_rows"])  # before any actor starts
+        selector.check_params(store.manifest.n_rows)  # before any actor starts
         pool = FeatureActors(store, n_actors=self.n_actors, normalize=normalize, address=self.address)
         try:
             fit_distributed(selector, pool)

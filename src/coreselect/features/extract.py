@@ -28,6 +28,7 @@ from coreselect.features.render import Rendered, has_chat_template, render_batch
 from coreselect.features.scores import shard_scores
 from coreselect.models import ModelSpec, load_model, resolve_model
 from coreselect.store import FeatureStore, ShardPlan, read_shard
+from coreselect.store_manifest import StoreManifest
 
 log = logging.getLogger(__name__)
 
@@ -290,13 +291,13 @@ def _malloc_trim() -> Callable[[int], int] | None:
 def open_store(ds: Dataset, model: ModelSpec, config: FeatureConfig, out_dir: str | Path,
                shard_rows: int = SHARD_ROWS) -> FeatureStore:
     """Create or resume the feature store of ``ds`` x ``model`` x ``config`` (any executor)."""
-    return FeatureStore.create(out_dir, {
-        "key": store_key(ds.fingerprint, model, config), "n_rows": len(ds), "shard_rows": shard_rows,
-        "data": {"path": str(ds.path), "fingerprint": ds.fingerprint, "format": ds.format},
-        "model": model.to_json(), "config": config.to_json(),
+    return FeatureStore.create(out_dir, StoreManifest(
+        key=store_key(ds.fingerprint, model, config), n_rows=len(ds), shard_rows=shard_rows,
+        data={"path": str(ds.path), "fingerprint": ds.fingerprint, "format": ds.format},
+        model=model.to_json(), config=config.to_json(),
         # what ran (the key holds the precision only when it is not bf16; the device never)
-        "precision": config.resolved_precision(),
-    })
+        precision=config.resolved_precision(),
+    ))
 
 
 def finish_store(store: FeatureStore, ds: Dataset, config: FeatureConfig, seconds: float) -> FeatureStore:
