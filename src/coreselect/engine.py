@@ -39,13 +39,14 @@ from coreselect.features.extract import (
     shard_function,
 )
 from coreselect.features.transform import Normalize, prepare_features, raw_features
+from coreselect.store import ROW_SCORES
 
 if TYPE_CHECKING:
     from coreselect.data import Dataset
     from coreselect.features.config import FeatureConfig
     from coreselect.models import ModelSpec
     from coreselect.selection.base import Selector
-    from coreselect.store import FeatureStore, ShardPlan
+    from coreselect.store import FeatureSource, FeatureStore, ShardPlan
 
 log = logging.getLogger(__name__)
 
@@ -142,13 +143,15 @@ class Executor(ABC):
         ``record_cache``, the arguments of :func:`~coreselect.features.extract.shard_function`.
         """
 
-    def select(self, selector: Selector, store: FeatureStore, *, normalize: Normalize = "center-l2",
+    def select(self, selector: Selector, source: FeatureSource, *, normalize: Normalize = "center-l2",
                dedup: float | None = None, budget_tokens: int | None = None) -> Selected:
-        """Fit ``selector`` on the store's features, normalised as ``normalize`` says (raw for a
-        method that wants raw activations); here, in this process.
+        """Fit ``selector`` on the features of ``source``, normalised as ``normalize`` says (raw
+        for a method that wants raw activations); here, in this process. ``source`` is a feature
+        store or features a user brings (:class:`~coreselect.featureset.FeatureFile`, read the
+        same way): this is the one select step of both.
 
         The per-row columns the method reads (``selector.needs_scores``: scores such as ``ifd``,
-        stats such as ``response_tokens``) are loaded from the store and passed as ``scores``.
+        stats such as ``response_tokens``) are loaded from the source and passed as ``scores``.
         ``dedup``: first remove rows whose cosine similarity to an earlier kept row is at least
         this (on the prepared features; :mod:`coreselect.selection.dedup`). ``budget_tokens``: the
         picks hold at most this many tokens (the store's ``n_tokens``), ``selector.n_select``
@@ -158,14 +161,17 @@ class Executor(ABC):
         """
         from coreselect.selection.dedup import fit_deduplicated
 
-        groups = store.load(store.groups)
+        groups = source.load(source.groups)
         X = prepare_features(groups, normalize=normalize)
         X_fit = raw_features(groups) if selector.wants_raw_features else X
         del groups
-        names = list(selector.needs_scores) + (["n_tokens"] if budget_tokens is not None else [])
-        columns = store.load(names) if names else {}
-        scores = {k: columns[k] for k in selector.needs_scores}
-        budget = {} if budget_tokens is None else {"costs": columns["n_tokens"], "budget": budget_tokens}
+        wanted = list(selector.needs_scores) + (["n_tokens"] if budget_tokens is not None else [])
+        # a column the source lacks: a score is the source's one-line error (a store says to extract
+        # it with --scores), a stat (a features file holds none) the method's own
+        names = [k for k in wanted if k in source.columns or k in ROW_SCORES]
+        columns = source.load(names) if names else {}
+        scores = {k: columns[k] for k in selector.needs_scores if k in columns}
+        budget = {} if budget_tokens is None else {"costs": columns.get("n_tokens"), "budget": budget_tokens}
         if dedup is not None:
             return Selected(X, None, fit_deduplicated(selector, X, X_fit, dedup, scores=scores, **budget))
         selector.fit(X_fit, scores=scores, **budget)

@@ -28,7 +28,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -48,6 +48,35 @@ ROW_STATS = ("n_tokens", "prompt_tokens", "response_tokens", "truncated")
 ROW_SCORES = ("loss_cond", "loss_alone", "ifd")
 #: Every per-row column: neither kind is a feature group.
 ROW_COLUMNS = ROW_STATS + ROW_SCORES
+
+
+class FeatureSource(Protocol):
+    """What selection reads features from: a :class:`FeatureStore`, or features a user brings
+    (:class:`~coreselect.featureset.FeatureFile`: a ``.npy``/``.safetensors`` file or a matrix),
+    which reads the same way, so :meth:`Executor.select <coreselect.engine.Executor.select>` is
+    one select step for both.
+    """
+
+    @property
+    def groups(self) -> list[str]:
+        """The feature groups (each ``(n_rows, dims[group])``)."""
+
+    @property
+    def columns(self) -> list[str]:
+        """The per-row columns held (stats, scores); a features file holds none."""
+
+    @property
+    def n_rows(self) -> int: ...
+
+    @property
+    def dims(self) -> dict[str, int]: ...
+
+    @property
+    def location(self) -> str:
+        """Where the features are, for messages and manifests (a folder, a file, ``<features>``)."""
+
+    def load(self, names: list[str] | None = None) -> dict[str, np.ndarray]:
+        """Feature groups and per-row columns by name, for all rows in row order (all: None)."""
 
 
 @dataclass(frozen=True)
@@ -188,6 +217,19 @@ class FeatureStore:
         """The per-row columns: the stats, then the scores the store holds (``--scores``)."""
         return list(ROW_STATS) + [k for k in self.manifest.scores or () if k in ROW_SCORES]
 
+    @property
+    def n_rows(self) -> int:
+        return self.manifest.n_rows
+
+    @property
+    def dims(self) -> dict[str, int]:
+        """Each feature group's width (empty until the store is complete)."""
+        return dict(self.manifest.dims or {})
+
+    @property
+    def location(self) -> str:
+        return str(self.root)
+
     def load(self, names: list[str] | None = None) -> dict[str, np.ndarray]:
         """Read feature groups (float16), row stats (int32) and scores (float32) for all rows, in
         row order; all of them when ``names`` is None. A column the store lacks is a one-line
@@ -260,5 +302,5 @@ def read_shard(root: Path, plan: ShardPlan, names: list[str]) -> dict[str, np.nd
     return out
 
 
-__all__ = ["ROW_COLUMNS", "ROW_SCORES", "ROW_STATS", "STORE_FORMAT", "FeatureStore", "Mismatch", "ShardPlan",
-           "StoreManifest", "mismatch", "peek", "plan_shards", "read_shard", "to_store_dtypes"]
+__all__ = ["ROW_COLUMNS", "ROW_SCORES", "ROW_STATS", "STORE_FORMAT", "FeatureSource", "FeatureStore", "Mismatch",
+           "ShardPlan", "StoreManifest", "mismatch", "peek", "plan_shards", "read_shard", "to_store_dtypes"]
