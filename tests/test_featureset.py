@@ -67,3 +67,20 @@ def test_rows_of_a_pool_with_skipped_records_and_a_method_reading_stats():
         FeatureFile.of_matrix(X[:2]).for_pool(from_records([{"instruction": str(i), "output": "o"} for i in range(3)]))
     with pytest.raises(ConfigError, match=r"^method 'longest' needs the per-row response_tokens"):
         LocalExecutor().select(make_selector("longest", n_select=1), f)  # as before: the method says what it lacks
+
+
+def test_one_function_makes_the_matrix_of_any_source(store, tmp_path):
+    import coreselect
+    from coreselect.features.transform import feature_matrices, feature_matrix, prepare_features, raw_features
+
+    groups = store.load(store.groups)
+    X = feature_matrix(store, normalize="l2")
+    assert X.dtype == np.float32 and np.array_equal(X, prepare_features(groups, normalize="l2"))
+    X2, raw = feature_matrices(store, normalize="l2", raw=True)
+    assert np.array_equal(X2, X) and np.array_equal(raw, raw_features(groups))
+    same, fit = feature_matrices(store)
+    assert fit is same  # one array when the method wants the prepared features
+    np.save(tmp_path / "x.npy", _features())
+    by_file = coreselect.load_features(tmp_path / "x.npy")
+    assert np.array_equal(by_file.X, feature_matrix(store)) and np.array_equal(coreselect.load_features(store).X,
+                                                                              by_file.X)

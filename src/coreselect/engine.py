@@ -2,7 +2,7 @@
 
 The steps are written once, in the modules that own them: extracting one shard
 (:func:`~coreselect.features.extract.shard_function`, :func:`~coreselect.features.extract.run_shard`),
-preparing features (:mod:`coreselect.features.transform`), fitting a selector
+preparing features (:func:`~coreselect.features.transform.feature_matrix`), fitting a selector
 (:meth:`Selector.fit <coreselect.selection.base.Selector.fit>`; on Ray,
 :func:`coreselect.distributed.selectors.fit_distributed`). An executor only decides where they run.
 :class:`Executor` holds what every executor shares (opening, resuming and finishing the store, the
@@ -38,7 +38,7 @@ from coreselect.features.extract import (
     run_shard,
     shard_function,
 )
-from coreselect.features.transform import Normalize, prepare_features, raw_features
+from coreselect.features.transform import Normalize, feature_matrices
 from coreselect.store import ROW_SCORES
 
 if TYPE_CHECKING:
@@ -161,10 +161,7 @@ class Executor(ABC):
         """
         from coreselect.selection.dedup import fit_deduplicated
 
-        groups = source.load(source.groups)
-        X = prepare_features(groups, normalize=normalize)
-        X_fit = raw_features(groups) if selector.wants_raw_features else X
-        del groups
+        X, X_fit = feature_matrices(source, normalize=normalize, raw=selector.wants_raw_features)
         wanted = list(selector.needs_scores) + (["n_tokens"] if budget_tokens is not None else [])
         # a column the source lacks: a score is the source's one-line error (a store says to extract
         # it with --scores), a stat (a features file holds none) the method's own

@@ -148,12 +148,11 @@ class FeatureFile:
     (['matrix'], [], 3, {'matrix': 3}, '<features>')
     """
 
-    def __init__(self, location: str, kind: dict[str, Any], fingerprint: str, dims: dict[str, int], n_rows: int, *,
-                 path: Path | None = None, arrays: dict[str, np.ndarray] | None = None,
+    def __init__(self, location: str, kind: dict[str, Any], dims: dict[str, int], n_rows: int, *,
+                 fingerprint: str | None = None, arrays: dict[str, np.ndarray] | None = None,
                  keep: np.ndarray | None = None) -> None:
-        self.location, self.kind, self.fingerprint = location, kind, fingerprint
-        self.dims, self._n_rows = dims, n_rows
-        self._path, self._arrays, self._keep = path, arrays, keep
+        self.location, self.kind, self.dims, self._n_rows = location, kind, dims, n_rows
+        self._fingerprint, self._arrays, self._keep = fingerprint, arrays, keep  # no arrays: the file at location
 
     @classmethod
     def open(cls, path: str | os.PathLike[str]) -> FeatureFile:
@@ -163,18 +162,14 @@ class FeatureFile:
         dims = {k: int(a.shape[1]) for k, a in groups.items()}
         n_rows = next(iter(groups.values())).shape[0]
         del groups  # unmap the file: it is read again when loaded
-        h = hashlib.sha256()
-        with open(p, "rb") as f:
-            for block in iter(lambda: f.read(1 << 22), b""):
-                h.update(block)
-        return cls(str(p), {"kind": "file", "path": str(p)}, f"sha256:{h.hexdigest()}", dims, n_rows, path=p)
+        return cls(str(p), {"kind": "file", "path": str(p)}, dims, n_rows)
 
     @classmethod
     def of_matrix(cls, value: Any) -> FeatureFile:
         """A matrix held in memory (:func:`features_matrix`: a numpy array, a torch tensor, lists)."""
         X = features_matrix(value)
         fingerprint = f"sha256:{hashlib.sha256(np.ascontiguousarray(X).tobytes()).hexdigest()}"
-        return cls("<features>", {"kind": "matrix"}, fingerprint, {"matrix": int(X.shape[1])}, X.shape[0],
+        return cls("<features>", {"kind": "matrix"}, {"matrix": int(X.shape[1])}, X.shape[0], fingerprint=fingerprint,
                    arrays={"matrix": X})
 
     def for_pool(self, ds: Dataset) -> FeatureFile:
@@ -183,10 +178,21 @@ class FeatureFile:
         records' rows are then left out). A one-line :class:`ConfigError` otherwise."""
         if ds.skipped and self._keep is None and self._n_rows == len(ds) + len(ds.skipped):
             keep = np.array([e.source_index for e in ds.examples])
-            return FeatureFile(self.location, self.kind, self.fingerprint, self.dims, self._n_rows,
-                               path=self._path, arrays=self._arrays, keep=keep)
+            return FeatureFile(self.location, self.kind, self.dims, self._n_rows, fingerprint=self._fingerprint,
+                               arrays=self._arrays, keep=keep)
         check_rows(self.n_rows, len(ds), self.location)
         return self
+
+    @property
+    def fingerprint(self) -> str:
+        """``sha256:<hex>`` of the file's bytes (of the whole matrix's)."""
+        if self._fingerprint is None:
+            h = hashlib.sha256()
+            with open(self.location, "rb") as f:
+                for block in iter(lambda: f.read(1 << 22), b""):
+                    h.update(block)
+            self._fingerprint = f"sha256:{h.hexdigest()}"
+        return self._fingerprint
 
     @property
     def groups(self) -> list[str]:
@@ -206,7 +212,7 @@ class FeatureFile:
         lacking = [k for k in names if k not in self.dims]
         if lacking:
             raise ConfigError(f"{self.location}: a features file holds features only, no {', '.join(lacking)}")
-        groups = self._arrays if self._arrays is not None else read_features_file(self._path)  # type: ignore[arg-type]
+        groups = self._arrays if self._arrays is not None else read_features_file(self.location)
         if self._keep is not None:
             return {k: np.asarray(groups[k])[self._keep] for k in names}
         return {k: groups[k] for k in names}
@@ -302,13 +308,13 @@ def selection_features(m: SelectionManifest, n_pool: int, *, features_dir: str |
     """The features to score a selection on: the store ``features_dir`` when given (any store of
     the same data; ``normalize`` default ``center-l2``), else the manifest's own store or
     features file (default: normalised as it was scored); ``(None, None, "")`` when it used none."""
-    from coreselect.features.transform import prepare_features
+    from coreselect.features.transform import feature_matrix
     from coreselect.store import FeatureStore
 
     if features_dir is not None:
         store = FeatureStore.open(features_dir)
         check_store_data(store, m.data.fingerprint, n_pool)
-        return prepare_features(store.load(store.groups), normalize=normalize or "center-l2"), store, str(store.root)
+        return feature_matrix(store, normalize=normalize or "center-l2"), store, store.location
     if m.features is None:
         return None, None, ""
     norm = normalize or m.features.scored_with
@@ -317,12 +323,11 @@ def selection_features(m: SelectionManifest, n_pool: int, *, features_dir: str |
                           "(numpy.save) and select with --features-file, or pass features_dir= (--features-dir) "
                           "a store of the same data")
     if m.features.store.endswith(FEATURE_FILE_TYPES):  # features the user brought (--features-file)
-        path = m.resolve(m.features.store)
-        groups = read_features_file(path)
-        check_rows(next(iter(groups.values())).shape[0], n_pool, str(path))
-        return prepare_features(groups, normalize=norm), None, str(path)
+        f = FeatureFile.open(m.resolve(m.features.store))
+        check_rows(f.n_rows, n_pool, f.location)
+        return feature_matrix(f, normalize=norm), None, f.location
     store = m.open_store()
-    return prepare_features(store.load(store.groups), normalize=norm), store, str(store.root)
+    return feature_matrix(store, normalize=norm), store, store.location
 
 
 def load_features(source: str | os.PathLike[str] | SelectionManifest | FeatureStore, *,
@@ -342,7 +347,7 @@ def load_features(source: str | os.PathLike[str] | SelectionManifest | FeatureSt
     features_dir : for a manifest, a store to read instead of the one it names (e.g. for a
         ``random`` pick, which used none); it must hold features of the same data.
     """
-    from coreselect.features.transform import prepare_features
+    from coreselect.features.transform import feature_matrix
     from coreselect.manifest import SelectionManifest
     from coreselect.store import FeatureStore
 
@@ -361,7 +366,7 @@ def load_features(source: str | os.PathLike[str] | SelectionManifest | FeatureSt
     if p is not None and p.suffix in FEATURE_FILE_TYPES:
         if label_columns:
             raise ConfigError(f"{p}: a features file names no data to read labels from; load them yourself")
-        return Features(prepare_features(read_features_file(p), normalize=norm), norm, str(p))
+        return Features(feature_matrix(FeatureFile.open(p), normalize=norm), norm, str(p))
     store = source if isinstance(source, FeatureStore) else FeatureStore.open(p)  # type: ignore[arg-type]
     labels: dict[str, np.ndarray] = {}
     if label_columns:
@@ -370,8 +375,7 @@ def load_features(source: str | os.PathLike[str] | SelectionManifest | FeatureSt
         ds = load_dataset(store.manifest.data_path or "?")
         check_store_data(store, ds.fingerprint, len(ds))
         labels = labels_of(ds, label_columns)
-    return Features(prepare_features(store.load(store.groups), normalize=norm), norm, str(store.root),
-                    labels=labels, store=store)
+    return Features(feature_matrix(store, normalize=norm), norm, store.location, labels=labels, store=store)
 
 
 __all__ = ["FEATURE_FILE_TYPES", "FeatureFile", "Features", "check_rows", "check_store_data", "features_matrix",
