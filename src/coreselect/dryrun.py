@@ -229,18 +229,7 @@ def _shard_function(job: SelectJob, spec: Any) -> tuple[Any, Any, str]:
 
 def _token_counts(job: SelectJob, examples: Any, tokenizer: Any) -> tuple[np.ndarray, int]:
     """Every record's tokens as the extractor counts them (after truncation) and how many are cut."""
-    cfg = job.features
-    if cfg.kind == "text":
-        from coreselect.features.text import example_text
-
-        ids = tokenizer([example_text(e) for e in examples], add_special_tokens=True)["input_ids"]
-        lengths = np.array([len(i) for i in ids])
-        return np.minimum(lengths, cfg.max_length), int((lengths > cfg.max_length).sum())
-    from coreselect.features.extract import default_system_prefix, render_examples
-
-    prefix = default_system_prefix(tokenizer) if cfg.drop_default_system else []
-    rendered = render_examples(examples, tokenizer, cfg.max_length, prefix)
-    return np.array([len(r.ids) for r in rendered]), sum(bool(r.truncated) for r in rendered)
+    return job.features.kind_spec.token_counts(job.features, examples, tokenizer)
 
 
 def _reset_peak(device: str) -> None:

@@ -93,14 +93,9 @@ class Executor(ABC):
         record_cache : True: the record cache (``$CORESELECT_RECORD_CACHE``, default
             ``<cache dir>/records``); a folder: that one; False: none.
         """
-        from dataclasses import replace
-
         from coreselect.recordcache import fill_from_cache, open_record_cache, record_hashes
 
-        if config.kind != "text" and config.precision == "auto":
-            # resolved once, here: every worker (a Ray actor on other hardware too) then runs the
-            # precision the store's key and manifest say (an explicit bf16 keeps auto's bf16 key)
-            config = replace(config, precision=config.resolved_precision())
+        config = config.with_resolved_precision()  # once, here: every worker runs what the store's key says
         store = open_store(ds, model, config, out_dir, shard_rows or SHARD_ROWS)
         cache = open_record_cache(model, config, record_cache)
         hashes = record_hashes(ds.examples) if cache is not None else []
