@@ -172,15 +172,14 @@ def _manifest(job: SelectJob, ds: Dataset, k: int, selector: Any, source: Featur
     features = None
     picked_tokens = None
     store = source if isinstance(source, FeatureStore) else None
+    seen_as = "raw" if selector.wants_raw_features else job.normalize  # what the selector saw
     if isinstance(source, FeatureFile):  # the user's own features
-        features = source.ref(normalize="raw" if selector.wants_raw_features else job.normalize,
-                              score_normalize=job.normalize)
+        features = source.ref(normalize=seen_as, score_normalize=job.normalize)
     if store is not None:
         picked_tokens = int(store.load(["n_tokens"])["n_tokens"][idx].sum())
         sm = store.manifest
         stats = sm.stats or {}
-        features = FeatureRef(sm.config or {}, str(store.root), sm.key, sm.dims or {},
-                              normalize="raw" if selector.wants_raw_features else job.normalize,
+        features = FeatureRef(sm.config or {}, str(store.root), sm.key, sm.dims or {}, normalize=seen_as,
                               score_normalize=job.normalize,  # the space score_selection measured
                               tokens=stats["tokens"], truncated=stats["truncated"],
                               precision=sm.precision, extracted=store.extracted)

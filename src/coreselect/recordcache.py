@@ -95,10 +95,8 @@ def record_hashes(examples: Sequence[Example]) -> list[bytes]:
 
 
 def model_precision(config: FeatureConfig) -> str:
-    """The precision the features are computed in, as a torch dtype name: the language model's as
-    resolved on this machine (:mod:`coreselect.device`: bf16 where native, else fp32), the
-    sentence encoder's float32 (its kind's own, :meth:`FeatureConfig.resolved_precision
-    <coreselect.features.config.FeatureConfig.resolved_precision>`)."""
+    """The precision the features are computed in (a torch dtype name): the language model's as
+    resolved on this machine (bf16 where native, else fp32), the sentence encoder's float32."""
     from coreselect.device import torch_dtype_name
 
     return torch_dtype_name(config.resolved_precision())
