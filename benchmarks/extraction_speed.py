@@ -299,7 +299,7 @@ def prompt_span(args, data: Path) -> None:
 
         def f() -> None:
             fed: list[int] = []
-            with mock.patch("coreselect.features.extract.prompt_part", side_effect=lambda r: r) if whole \
+            with mock.patch("coreselect.features.lm.prompt_part", side_effect=lambda r: r) if whole \
                     else contextlib.nullcontext():
                 for s in range(0, len(ex), SHARD_ROWS):
                     extract_shard(ext, ex[s : s + SHARD_ROWS], on_batch=lambda rows, tokens: fed.append(tokens))

@@ -78,17 +78,17 @@ def test_precision_enters_the_store_key_only_when_not_bf16(cpu):
 
 def test_the_extractor_loads_the_model_in_the_resolved_precision(cpu, monkeypatch, tiny_model_dir):  # noqa: F811
     """select/extract load the selector in fp32 on a CPU without bf16 (they were fixed to bf16)."""
-    from coreselect.features import extract
+    from coreselect.features import extract, lm
     from coreselect.models import resolve_model
 
     seen = {}
-    real = extract.load_model
+    real = lm.load_model  # the language-model kinds' (features/lm.py) load the selector
 
     def spy(spec, **kw):
         seen.update(kw)
         return real(spec, **kw)
 
-    monkeypatch.setattr(extract, "load_model", spy)
+    monkeypatch.setattr(lm, "load_model", spy)
     cpu(AVX2)
     extract.shard_function(resolve_model(str(tiny_model_dir)), FeatureConfig(layers=(1,)))
     assert seen["dtype"] == "float32" and seen["device"] == "cpu"

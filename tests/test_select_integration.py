@@ -70,7 +70,7 @@ def test_rerun_reuses_features_and_refuses_to_overwrite(demo_run, capsys, monkey
     def no_model(*a, **k):
         raise AssertionError("features should come from the cache, not a new forward pass")
 
-    monkeypatch.setattr("coreselect.features.extract.load_model", no_model)
+    monkeypatch.setattr("coreselect.features.lm.load_model", no_model)
     rc = main(["select", str(pool_file), "--ratio", "0.25", "-o", str(out2), "--work-dir", str(d / "work"),
                "--keep-order", "--no-progress"])
     assert rc == 0

@@ -62,3 +62,35 @@ def test_float16_never_stores_infinity(tmp_path):
     st.write_shard(p, {"mlp.1": np.array([[1e9, -1e9], [0.5, 2.0]], dtype=np.float32)})
     st.finalize()
     assert np.isfinite(FeatureStore.open(tmp_path / "s").load(["mlp.1"])["mlp.1"]).all()
+
+
+def test_manifest_is_typed_and_reads_as_the_dict_it_was(tmp_path):
+    from coreselect.store_manifest import StoreManifest
+
+    st = FeatureStore.create(tmp_path / "s", _manifest(n=2, shard_rows=2))
+    st.write_shard(st.plan()[0], _arrays(st.plan()[0]))
+    st.finalize(stats={"tokens": 14, "truncated": 0})
+    m = FeatureStore.open(tmp_path / "s").manifest
+    assert isinstance(m, StoreManifest) and m.complete and m.dims == {"mlp.1": 3} and m.stats["tokens"] == 14
+    assert m["dims"] == {"mlp.1": 3} and m.get("complete") is True and "scores" not in m and m.get("scores") is None
+
+
+def test_a_manifest_written_before_reads_and_writes_back_the_same_bytes(tmp_path):
+    """Keys this version does not know, and keys it does not need, are kept as they are."""
+    import json
+
+    from coreselect.store_manifest import StoreManifest
+
+    old = {"format": "coreselect-features/1", "key": "k", "n_rows": 3, "shard_rows": 2, "complete": True,
+           "data": {"path": "a.jsonl", "fingerprint": "sha256:1", "format": "alpaca"}, "model": {"name": "m"},
+           "config": {"kind": "activations", "layers": [15]}, "dims": {"mlp.15": 4}, "scores": ["ifd"],
+           "stats": {"tokens": 9, "truncated": 0}, "from_the_future": {"a": [1, 2]}}
+    raw = (json.dumps(old, indent=2, sort_keys=True) + "\n").encode()
+    (tmp_path / "manifest.json").write_bytes(raw)
+    m = StoreManifest.read(tmp_path)
+    assert m.extra == {"from_the_future": {"a": [1, 2]}} and m.scores == ("ifd",) and m.precision is None
+    assert m.dumps() == raw and m.to_json() == old
+    bare = StoreManifest.from_json({"key": "k", "n_rows": 1, "shard_rows": 1})  # missing keys: absent, not invented
+    assert bare.format is None and bare.dims is None and "dims" not in bare.to_json()
+    assert bare.updated(complete=True, note="x").to_json() == {"key": "k", "n_rows": 1, "shard_rows": 1,
+                                                              "complete": True, "note": "x"}

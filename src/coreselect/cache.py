@@ -79,9 +79,12 @@ class CacheEntry:
             return (f"{i.get('n_rows', '?')} records' features; model {i.get('model', '?')}; {cfg.get('kind', '?')} "
                     f"of layers {','.join(map(str, cfg.get('layers') or []))}, {cfg.get('pooling', '?')} pooling, "
                     f"{i.get('precision', '?')}")
+        from coreselect.features.kinds import find_kind
+
         cfg = i.get("config") or {}
         what = cfg.get("kind", "?")
-        if what != "text":
+        kind = find_kind(what) if isinstance(what, str) else None
+        if kind is None or kind.layered:  # layers and pooling describe its features
             what += f" of layers {','.join(map(str, cfg.get('layers') or []))}, {cfg.get('pooling', '?')} pooling"
         dims = sum(v for v in (i.get("dims") or {}).values() if isinstance(v, int))
         what += f" ({dims} dims)" if dims else ""
@@ -105,7 +108,7 @@ def _size(path: Path) -> int:
 
 
 def _store_info(path: Path) -> dict[str, Any]:
-    from coreselect.store import peek
+    from coreselect.store_manifest import peek
 
     try:
         m = peek(path, errors="raise")

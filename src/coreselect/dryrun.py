@@ -26,11 +26,14 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from coreselect.job import SelectJob
+
+if TYPE_CHECKING:
+    from coreselect.store_manifest import StoreManifest
 
 log = logging.getLogger(__name__)
 
@@ -163,8 +166,9 @@ def estimate(job: SelectJob) -> Estimate:
     est.model, est.max_length, est.store = spec.name, job.features.max_length, str(store_dir)
     done = _complete(store_dir, key)
     if done is not None:  # nothing to extract: the numbers are the store's
-        est.cached, est.tokens, est.truncated = True, done["stats"]["tokens"], done["stats"]["truncated"]
-        est.dims = sum(done["dims"].values())
+        stats = done.stats or {}
+        est.cached, est.tokens, est.truncated = True, stats["tokens"], stats["truncated"]
+        est.dims = sum((done.dims or {}).values())
         return est
     fn, tokenizer, device = _shard_function(job, spec)
     lengths, truncated = _token_counts(job, ds.examples, tokenizer)
@@ -197,12 +201,16 @@ def _resolve(job: SelectJob) -> Any:
                                  progress=job.progress)
 
 
-def _complete(store_dir: Path, key: str) -> dict[str, Any] | None:
+def _complete(store_dir: Path, key: str) -> StoreManifest | None:
     """The manifest of a complete store of ``key`` at ``store_dir``, else None."""
-    from coreselect.store import peek
+    from coreselect.errors import StoreError
+    from coreselect.store_manifest import StoreManifest
 
-    m = peek(store_dir)
-    return m if m is not None and m.get("complete") and m.get("key") == key and isinstance(m.get("stats"), dict) else None
+    try:
+        m = StoreManifest.read(store_dir)
+    except StoreError:  # none there, or not a store's
+        return None
+    return m if m.complete and m.key == key and isinstance(m.stats, dict) else None
 
 
 def _shard_function(job: SelectJob, spec: Any) -> tuple[Any, Any, str]:
@@ -221,18 +229,7 @@ def _shard_function(job: SelectJob, spec: Any) -> tuple[Any, Any, str]:
 
 def _token_counts(job: SelectJob, examples: Any, tokenizer: Any) -> tuple[np.ndarray, int]:
     """Every record's tokens as the extractor counts them (after truncation) and how many are cut."""
-    cfg = job.features
-    if cfg.kind == "text":
-        from coreselect.features.text import example_text
-
-        ids = tokenizer([example_text(e) for e in examples], add_special_tokens=True)["input_ids"]
-        lengths = np.array([len(i) for i in ids])
-        return np.minimum(lengths, cfg.max_length), int((lengths > cfg.max_length).sum())
-    from coreselect.features.extract import default_system_prefix, render_examples
-
-    prefix = default_system_prefix(tokenizer) if cfg.drop_default_system else []
-    rendered = render_examples(examples, tokenizer, cfg.max_length, prefix)
-    return np.array([len(r.ids) for r in rendered]), sum(bool(r.truncated) for r in rendered)
+    return job.features.kind_spec.token_counts(job.features, examples, tokenizer)
 
 
 def _reset_peak(device: str) -> None:

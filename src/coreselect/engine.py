@@ -2,7 +2,7 @@
 
 The steps are written once, in the modules that own them: extracting one shard
 (:func:`~coreselect.features.extract.shard_function`, :func:`~coreselect.features.extract.run_shard`),
-preparing features (:mod:`coreselect.features.transform`), fitting a selector
+preparing features (:func:`~coreselect.features.transform.feature_matrix`), fitting a selector
 (:meth:`Selector.fit <coreselect.selection.base.Selector.fit>`; on Ray,
 :func:`coreselect.distributed.selectors.fit_distributed`). An executor only decides where they run.
 :class:`Executor` holds what every executor shares (opening, resuming and finishing the store, the
@@ -38,14 +38,15 @@ from coreselect.features.extract import (
     run_shard,
     shard_function,
 )
-from coreselect.features.transform import Normalize, prepare_features, raw_features
+from coreselect.features.transform import Normalize, feature_matrices
+from coreselect.store import ROW_SCORES
 
 if TYPE_CHECKING:
     from coreselect.data import Dataset
     from coreselect.features.config import FeatureConfig
     from coreselect.models import ModelSpec
     from coreselect.selection.base import Selector
-    from coreselect.store import FeatureStore, ShardPlan
+    from coreselect.store import FeatureSource, FeatureStore, ShardPlan
 
 log = logging.getLogger(__name__)
 
@@ -92,18 +93,13 @@ class Executor(ABC):
         record_cache : True: the record cache (``$CORESELECT_RECORD_CACHE``, default
             ``<cache dir>/records``); a folder: that one; False: none.
         """
-        from dataclasses import replace
-
         from coreselect.recordcache import fill_from_cache, open_record_cache, record_hashes
 
-        if config.kind != "text" and config.precision == "auto":
-            # resolved once, here: every worker (a Ray actor on other hardware too) then runs the
-            # precision the store's key and manifest say (an explicit bf16 keeps auto's bf16 key)
-            config = replace(config, precision=config.resolved_precision())
+        config = config.with_resolved_precision()  # once, here: every worker runs what the store's key says
         store = open_store(ds, model, config, out_dir, shard_rows or SHARD_ROWS)
         cache = open_record_cache(model, config, record_cache)
         hashes = record_hashes(ds.examples) if cache is not None else []
-        if store.manifest.get("complete"):
+        if store.manifest.complete:
             log.info("%s: features already extracted", out_dir)
             if cache is not None:
                 try:  # a store from before the cache existed: its rows become reusable
@@ -120,7 +116,7 @@ class Executor(ABC):
             log.info("record cache: %d of the %d records to extract are cached; extracting %d", cached, rows, todo)
         t0 = time.perf_counter()
         if pending:
-            with _Progress(store.manifest["n_rows"], pending, progress) as bar:
+            with _Progress(store.manifest.n_rows, pending, progress) as bar:
                 for rows, tokens in self._run_shards(store, ds, pending, on_batch=bar.batch, model=model,
                                                      config=config, batch_tokens=batch_tokens,
                                                      trust_remote_code=trust_remote_code,
@@ -142,13 +138,15 @@ class Executor(ABC):
         ``record_cache``, the arguments of :func:`~coreselect.features.extract.shard_function`.
         """
 
-    def select(self, selector: Selector, store: FeatureStore, *, normalize: Normalize = "center-l2",
+    def select(self, selector: Selector, source: FeatureSource, *, normalize: Normalize = "center-l2",
                dedup: float | None = None, budget_tokens: int | None = None) -> Selected:
-        """Fit ``selector`` on the store's features, normalised as ``normalize`` says (raw for a
-        method that wants raw activations); here, in this process.
+        """Fit ``selector`` on the features of ``source``, normalised as ``normalize`` says (raw
+        for a method that wants raw activations); here, in this process. ``source`` is a feature
+        store or features a user brings (:class:`~coreselect.featureset.FeatureFile`, read the
+        same way): this is the one select step of both.
 
         The per-row columns the method reads (``selector.needs_scores``: scores such as ``ifd``,
-        stats such as ``response_tokens``) are loaded from the store and passed as ``scores``.
+        stats such as ``response_tokens``) are loaded from the source and passed as ``scores``.
         ``dedup``: first remove rows whose cosine similarity to an earlier kept row is at least
         this (on the prepared features; :mod:`coreselect.selection.dedup`). ``budget_tokens``: the
         picks hold at most this many tokens (the store's ``n_tokens``), ``selector.n_select``
@@ -158,14 +156,14 @@ class Executor(ABC):
         """
         from coreselect.selection.dedup import fit_deduplicated
 
-        groups = store.load(store.groups)
-        X = prepare_features(groups, normalize=normalize)
-        X_fit = raw_features(groups) if selector.wants_raw_features else X
-        del groups
-        names = list(selector.needs_scores) + (["n_tokens"] if budget_tokens is not None else [])
-        columns = store.load(names) if names else {}
-        scores = {k: columns[k] for k in selector.needs_scores}
-        budget = {} if budget_tokens is None else {"costs": columns["n_tokens"], "budget": budget_tokens}
+        X, X_fit = feature_matrices(source, normalize=normalize, raw=selector.wants_raw_features)
+        wanted = list(selector.needs_scores) + (["n_tokens"] if budget_tokens is not None else [])
+        # a column the source lacks: a score is the source's one-line error (a store says to extract
+        # it with --scores), a stat (a features file holds none) the method's own
+        names = [k for k in wanted if k in source.columns or k in ROW_SCORES]
+        columns = source.load(names) if names else {}
+        scores = {k: columns[k] for k in selector.needs_scores if k in columns}
+        budget = {} if budget_tokens is None else {"costs": columns.get("n_tokens"), "budget": budget_tokens}
         if dedup is not None:
             return Selected(X, None, fit_deduplicated(selector, X, X_fit, dedup, scores=scores, **budget))
         selector.fit(X_fit, scores=scores, **budget)
@@ -205,7 +203,7 @@ def extract_features(ds: Dataset, model: ModelSpec, config: FeatureConfig, out_d
     --------
     >>> store = extract_features(load_dataset("train.jsonl"), resolve_model(None), FeatureConfig(),
     ...                          "feats/", shard_rows=256)  # doctest: +SKIP
-    >>> store.manifest["complete"]  # doctest: +SKIP
+    >>> store.manifest.complete  # doctest: +SKIP
     True
     """
     return LocalExecutor(loaded=loaded).extract(ds, model, config, out_dir, **options)

@@ -4,8 +4,9 @@ let one stage use another's store.
 * :func:`load_features` is the public way to get the feature matrix (and the picks and label
   columns) of a selection manifest, a feature store (``coreselect extract -o DIR``) or a
   ``.npy``/``.safetensors`` file.
-* :func:`read_features_file` reads the features a user brings, :func:`select_on_file` selects on
-  them (``select --features-file``, or a matrix: ``coreselect.select(data, features=X)``).
+* :class:`FeatureFile` holds the features a user brings (``select --features-file``, or a matrix:
+  ``coreselect.select(data, features=X)``; :func:`user_features`) and reads as a feature store
+  does, so :meth:`Executor.select <coreselect.engine.Executor.select>` selects on either.
 * :func:`store_mismatch` says in one line why a store does not hold the features of a data x
   model x feature options run (``select --features-dir``); :func:`check_store_data` why it does
   not hold features of a selection's data (``score``/``report --features-dir``).
@@ -20,6 +21,7 @@ Examples
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -129,52 +131,106 @@ def features_matrix(value: Any) -> np.ndarray:
     return a
 
 
-def select_on_file(job: Any, selector: Any, ds: Dataset) -> tuple[np.ndarray, int | None, FeatureRef]:
-    """Fit ``selector`` on the user's features: ``job.features_matrix`` (the library's
-    ``features=`` matrix) or the file ``job.features_file`` (``select --features-file``),
-    normalised as ``job.normalize`` says (raw for a method that wants raw activations), after
-    ``job.dedup``. One row per record in input order: with ``--on-error skip``, either one per
-    valid record or one per input record (the skipped ones' rows are then left out). Returns the
-    prepared matrix the picks are scored on, the near-duplicates removed (None without
-    ``dedup``) and the manifest's record of the features."""
-    import hashlib
+class FeatureFile:
+    """Features a user brings, read as a feature store is (:class:`~coreselect.store.FeatureSource`):
+    ``groups``, ``columns`` (none: no per-row stats or scores), ``n_rows``, ``dims``,
+    ``location`` and ``load(names)``; so one select step
+    (:meth:`Executor.select <coreselect.engine.Executor.select>`) serves both.
 
-    from coreselect.features.transform import prepare_features, raw_features
-    from coreselect.manifest import FeatureRef
+    :meth:`open` reads a ``.npy``/``.safetensors`` file (:func:`read_features_file`; read again
+    on each :meth:`load`, as a store reads its shards, so nothing stays mapped between reads);
+    :meth:`of_matrix` takes a matrix held in memory (``coreselect.select(data, features=X)``).
+    ``fingerprint`` is the sha256 of the file's bytes (of the matrix's); ``kind`` what the
+    selection manifest records of it.
 
-    h = hashlib.sha256()
+    >>> f = FeatureFile.of_matrix(np.eye(3))
+    >>> f.groups, f.columns, f.n_rows, f.dims, f.location
+    (['matrix'], [], 3, {'matrix': 3}, '<features>')
+    """
+
+    def __init__(self, location: str, kind: dict[str, Any], dims: dict[str, int], n_rows: int, *,
+                 fingerprint: str | None = None, arrays: dict[str, np.ndarray] | None = None,
+                 keep: np.ndarray | None = None) -> None:
+        self.location, self.kind, self.dims, self._n_rows = location, kind, dims, n_rows
+        self._fingerprint, self._arrays, self._keep = fingerprint, arrays, keep  # no arrays: the file at location
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str]) -> FeatureFile:
+        """The features file at ``path``, checked (a one-line :class:`ConfigError` otherwise)."""
+        p = Path(path)
+        groups = read_features_file(p)
+        dims = {k: int(a.shape[1]) for k, a in groups.items()}
+        n_rows = next(iter(groups.values())).shape[0]
+        del groups  # unmap the file: it is read again when loaded
+        return cls(str(p), {"kind": "file", "path": str(p)}, dims, n_rows)
+
+    @classmethod
+    def of_matrix(cls, value: Any) -> FeatureFile:
+        """A matrix held in memory (:func:`features_matrix`: a numpy array, a torch tensor, lists)."""
+        X = features_matrix(value)
+        fingerprint = f"sha256:{hashlib.sha256(np.ascontiguousarray(X).tobytes()).hexdigest()}"
+        return cls("<features>", {"kind": "matrix"}, {"matrix": int(X.shape[1])}, X.shape[0], fingerprint=fingerprint,
+                   arrays={"matrix": X})
+
+    def for_pool(self, ds: Dataset) -> FeatureFile:
+        """These features as rows of ``ds``'s records: one row per record in input order; with
+        records skipped (``--on-error skip``), also one row per input record (the skipped
+        records' rows are then left out). A one-line :class:`ConfigError` otherwise."""
+        if ds.skipped and self._keep is None and self._n_rows == len(ds) + len(ds.skipped):
+            keep = np.array([e.source_index for e in ds.examples])
+            return FeatureFile(self.location, self.kind, self.dims, self._n_rows, fingerprint=self._fingerprint,
+                               arrays=self._arrays, keep=keep)
+        check_rows(self.n_rows, len(ds), self.location)
+        return self
+
+    @property
+    def fingerprint(self) -> str:
+        """``sha256:<hex>`` of the file's bytes (of the whole matrix's)."""
+        if self._fingerprint is None:
+            h = hashlib.sha256()
+            with open(self.location, "rb") as f:
+                for block in iter(lambda: f.read(1 << 22), b""):
+                    h.update(block)
+            self._fingerprint = f"sha256:{h.hexdigest()}"
+        return self._fingerprint
+
+    @property
+    def groups(self) -> list[str]:
+        return list(self.dims)
+
+    @property
+    def columns(self) -> list[str]:
+        return []
+
+    @property
+    def n_rows(self) -> int:
+        return self._n_rows if self._keep is None else len(self._keep)
+
+    def load(self, names: list[str] | None = None) -> dict[str, np.ndarray]:
+        """The feature groups ``names`` (all when None), in row order; a file holds no other column."""
+        names = names or self.groups
+        lacking = [k for k in names if k not in self.dims]
+        if lacking:
+            raise ConfigError(f"{self.location}: a features file holds features only, no {', '.join(lacking)}")
+        groups = self._arrays if self._arrays is not None else read_features_file(self.location)
+        if self._keep is not None:
+            return {k: np.asarray(groups[k])[self._keep] for k in names}
+        return {k: groups[k] for k in names}
+
+    def ref(self, *, normalize: str, score_normalize: str) -> FeatureRef:
+        """What the selection manifest records of these features."""
+        from coreselect.manifest import FeatureRef
+
+        return FeatureRef(self.kind, self.location, self.fingerprint, dict(self.dims), normalize=normalize,
+                          score_normalize=score_normalize)
+
+
+def user_features(job: Any, ds: Dataset) -> FeatureFile:
+    """The features a select job brings, as rows of ``ds``: ``job.features_matrix`` (the
+    library's ``features=`` matrix) or the file ``job.features_file`` (``select --features-file``)."""
     if job.features_matrix is not None:
-        source, kind = "<features>", {"kind": "matrix"}
-        groups = {"matrix": features_matrix(job.features_matrix)}
-        h.update(np.ascontiguousarray(groups["matrix"]).tobytes())
-    else:
-        path = Path(job.features_file)
-        source, kind = str(path), {"kind": "file", "path": str(path)}
-        groups = read_features_file(path)
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 22), b""):
-                h.update(block)
-    n_rows = next(iter(groups.values())).shape[0]
-    if ds.skipped and n_rows == len(ds) + len(ds.skipped):  # a row for each input record: keep the valid ones'
-        keep = np.array([e.source_index for e in ds.examples])
-        groups = {k: np.asarray(a)[keep] for k, a in groups.items()}
-    else:
-        check_rows(n_rows, len(ds), source)
-    X = prepare_features(groups, normalize=job.normalize)
-    X_fit = raw_features(groups) if selector.wants_raw_features else X
-    dims = {k: int(a.shape[1]) for k, a in groups.items()}
-    del groups  # unmap the file: a memory-mapped .npy would otherwise stay resident beside X
-    removed = None
-    if job.dedup is not None:
-        from coreselect.selection.dedup import fit_deduplicated
-
-        removed = fit_deduplicated(selector, X, X_fit, job.dedup)
-    else:
-        selector.fit(X_fit)
-    log.info("selected on %s: %d rows x %d dims", source, X.shape[0], X.shape[1])
-    ref = FeatureRef(kind, source, f"sha256:{h.hexdigest()}", dims,
-                     normalize="raw" if selector.wants_raw_features else job.normalize, score_normalize=job.normalize)
-    return X, removed, ref
+        return FeatureFile.of_matrix(job.features_matrix).for_pool(ds)
+    return FeatureFile.open(job.features_file).for_pool(ds)
 
 
 def check_rows(n_rows: int, n_pool: int, source: str) -> None:
@@ -192,7 +248,7 @@ def check_rows(n_rows: int, n_pool: int, source: str) -> None:
 
 def store_mismatch(store_manifest: dict[str, Any], want: dict[str, Any]) -> str | None:
     """Why a store does not hold the features ``want`` describes, as a selection says it:
-    :meth:`coreselect.store.mismatch(...).explain() <coreselect.store.Mismatch.explain>`; None
+    :meth:`coreselect.store_manifest.mismatch(...).explain() <coreselect.store_manifest.Mismatch.explain>`; None
     when its key matches.
 
     >>> old = {"key": "a", "data": {"fingerprint": "sha256:1", "path": "a.jsonl"},
@@ -200,7 +256,7 @@ def store_mismatch(store_manifest: dict[str, Any], want: dict[str, Any]) -> str 
     >>> store_mismatch(old, {**old, "key": "b", "config": {"layers": [8]}})
     'other feature options (layers: stored [15], now [8])'
     """
-    from coreselect.store import mismatch
+    from coreselect.store_manifest import mismatch
 
     m = mismatch(store_manifest, want)
     return None if m is None else m.explain()
@@ -210,12 +266,12 @@ def check_store_data(store: FeatureStore, fingerprint: str | None, n_pool: int) 
     """A one-line :class:`StoreError` unless ``store`` holds one row per record of the data
     whose fingerprint is ``fingerprint`` (any model or feature options)."""
     sm = store.manifest
-    have = (sm.get("data") or {}).get("fingerprint")
+    have = sm.data_fingerprint
     if fingerprint and have and have != fingerprint:
-        raise StoreError(f"{store.root}: holds features of other data ({(sm.get('data') or {}).get('path')}, "
+        raise StoreError(f"{store.root}: holds features of other data ({sm.data_path}, "
                          f"{have[:15]}; the selection's is {fingerprint[:15]})")
-    if sm.get("n_rows") != n_pool:
-        raise StoreError(f"{store.root}: {sm.get('n_rows')} rows for a pool of {n_pool} records")
+    if sm.n_rows != n_pool:
+        raise StoreError(f"{store.root}: {sm.n_rows} rows for a pool of {n_pool} records")
 
 
 def labels_of(ds: Dataset, columns: Sequence[str], *, what: str = "label column") -> dict[str, np.ndarray]:
@@ -252,13 +308,13 @@ def selection_features(m: SelectionManifest, n_pool: int, *, features_dir: str |
     """The features to score a selection on: the store ``features_dir`` when given (any store of
     the same data; ``normalize`` default ``center-l2``), else the manifest's own store or
     features file (default: normalised as it was scored); ``(None, None, "")`` when it used none."""
-    from coreselect.features.transform import prepare_features
+    from coreselect.features.transform import feature_matrix
     from coreselect.store import FeatureStore
 
     if features_dir is not None:
         store = FeatureStore.open(features_dir)
         check_store_data(store, m.data.fingerprint, n_pool)
-        return prepare_features(store.load(store.groups), normalize=normalize or "center-l2"), store, str(store.root)
+        return feature_matrix(store, normalize=normalize or "center-l2"), store, store.location
     if m.features is None:
         return None, None, ""
     norm = normalize or m.features.scored_with
@@ -267,12 +323,11 @@ def selection_features(m: SelectionManifest, n_pool: int, *, features_dir: str |
                           "(numpy.save) and select with --features-file, or pass features_dir= (--features-dir) "
                           "a store of the same data")
     if m.features.store.endswith(FEATURE_FILE_TYPES):  # features the user brought (--features-file)
-        path = m.resolve(m.features.store)
-        groups = read_features_file(path)
-        check_rows(next(iter(groups.values())).shape[0], n_pool, str(path))
-        return prepare_features(groups, normalize=norm), None, str(path)
+        f = FeatureFile.open(m.resolve(m.features.store))
+        check_rows(f.n_rows, n_pool, f.location)
+        return feature_matrix(f, normalize=norm), None, f.location
     store = m.open_store()
-    return prepare_features(store.load(store.groups), normalize=norm), store, str(store.root)
+    return feature_matrix(store, normalize=norm), store, store.location
 
 
 def load_features(source: str | os.PathLike[str] | SelectionManifest | FeatureStore, *,
@@ -292,7 +347,7 @@ def load_features(source: str | os.PathLike[str] | SelectionManifest | FeatureSt
     features_dir : for a manifest, a store to read instead of the one it names (e.g. for a
         ``random`` pick, which used none); it must hold features of the same data.
     """
-    from coreselect.features.transform import prepare_features
+    from coreselect.features.transform import feature_matrix
     from coreselect.manifest import SelectionManifest
     from coreselect.store import FeatureStore
 
@@ -311,19 +366,18 @@ def load_features(source: str | os.PathLike[str] | SelectionManifest | FeatureSt
     if p is not None and p.suffix in FEATURE_FILE_TYPES:
         if label_columns:
             raise ConfigError(f"{p}: a features file names no data to read labels from; load them yourself")
-        return Features(prepare_features(read_features_file(p), normalize=norm), norm, str(p))
+        return Features(feature_matrix(FeatureFile.open(p), normalize=norm), norm, str(p))
     store = source if isinstance(source, FeatureStore) else FeatureStore.open(p)  # type: ignore[arg-type]
     labels: dict[str, np.ndarray] = {}
     if label_columns:
         from coreselect.data import load_dataset
 
-        ds = load_dataset((store.manifest.get("data") or {}).get("path") or "?")
+        ds = load_dataset(store.manifest.data_path or "?")
         check_store_data(store, ds.fingerprint, len(ds))
         labels = labels_of(ds, label_columns)
-    return Features(prepare_features(store.load(store.groups), normalize=norm), norm, str(store.root),
-                    labels=labels, store=store)
+    return Features(feature_matrix(store, normalize=norm), norm, store.location, labels=labels, store=store)
 
 
-__all__ = ["FEATURE_FILE_TYPES", "Features", "check_rows", "check_store_data", "features_matrix", "labels_of",
-           "load_features",
-           "load_selection", "read_features_file", "select_on_file", "selection_features", "store_mismatch"]
+__all__ = ["FEATURE_FILE_TYPES", "FeatureFile", "Features", "check_rows", "check_store_data", "features_matrix",
+           "labels_of", "load_features", "load_selection", "read_features_file", "selection_features",
+           "store_mismatch", "user_features"]

@@ -137,13 +137,14 @@ def resolve_features(features: FeatureConfig, method: str) -> FeatureConfig:
     >>> resolve_features(FeatureConfig(), "ifd").scores, resolve_features(FeatureConfig(), "kcenter").scores
     (('ifd',), ())
     """
+    from coreselect.features.kinds import available_kinds
     from coreselect.features.scores import scores_for
     from coreselect.selection import get_selector_class
 
     needed = scores_for(get_selector_class(method).needs_scores)
-    if needed and features.kind == "text":
+    if needed and not features.kind_spec.scores:
         raise ConfigError(f"method {method!r} reads the selector LM's {','.join(needed)} scores: use --features "
-                          "activations or hidden, not text")
+                          f"{' or '.join(available_kinds(scores=True))}, not {features.kind}")
     return features.with_scores(needed)
 
 

@@ -237,7 +237,7 @@ class SelectionManifest:
         if self.features is None:
             raise StoreError(f"{self.path or 'manifest'}: the selection used no features")
         store = FeatureStore.open(self.resolve(self.features.store))
-        if check_key and store.manifest.get("key") != self.features.key:
+        if check_key and store.manifest.key != self.features.key:
             raise StoreError(f"{self.features.store}: holds other features than the selection used")
         return store
 
@@ -246,10 +246,10 @@ class SelectionManifest:
 
         ``store``: the feature store when already open (default: :meth:`open_store`).
         """
-        from coreselect.features.transform import prepare_features
+        from coreselect.features.transform import feature_matrix
 
         store = store if store is not None else self.open_store()
-        return prepare_features(store.load(store.groups), normalize=self.features.scored_with)
+        return feature_matrix(store, normalize=self.features.scored_with)
 
 
 __all__ = ["Budget", "Counts", "DataRef", "FeatureRef", "MethodRef", "SelectionManifest"]

@@ -25,6 +25,7 @@ import numpy as np
 from coreselect._version import __version__
 from coreselect.data import Dataset
 from coreselect.errors import ConfigError, StoreError
+from coreselect.featureset import FeatureFile, user_features
 from coreselect.job import SelectJob
 from coreselect.manifest import Budget, Counts, DataRef, FeatureRef, MethodRef, SelectionManifest
 from coreselect.models import cache_dir
@@ -32,7 +33,7 @@ from coreselect.output import atomic_write_bytes, check_output_name, check_writa
 from coreselect.score import label_scores, score_selection
 from coreselect.selection import make_selector
 from coreselect.sources import load_data
-from coreselect.store import FeatureStore
+from coreselect.store import FeatureSource, FeatureStore
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +81,7 @@ def features_dir(job: SelectJob, key: str) -> Path:
 def check_store(root: Path, ds: Dataset, spec: Any, config: Any, key: str) -> None:
     """A one-line :class:`StoreError` when the store at ``root`` (``--features-dir``) holds features of
     other data, another model or other options, saying which; nothing when it matches or is new."""
-    from coreselect.store import mismatch, peek
+    from coreselect.store_manifest import mismatch, peek
 
     have = peek(root)
     if have is None:
@@ -115,31 +116,30 @@ def run_select(job: SelectJob) -> SelectResult:
 
     selector.check_params(len(ds))  # a bad method parameter fails now, not after extraction
     executor = make_executor(job.engine, address=job.ray_address, n_actors=job.ray_actors)
-    store = None
+    # the features: the user's own (no model, no store), or a store (it also holds the per-row
+    # scores and stats, which dedup and token budgets read), or none for a method that reads none
+    source: FeatureSource | None = None
     X_scored = coverage = removed = None  # the features the picks are scored on, or the workers' scores
-    # the store also holds the per-row scores and stats, and dedup and token budgets read it
-    user_features = None
-    if job.features_file is not None or job.features_matrix is not None:  # the user's own: no model, no store
-        from coreselect.featureset import select_on_file
-
-        t = time.perf_counter()
-        X_scored, removed, user_features = select_on_file(job, selector, ds)
+    t = time.perf_counter()
+    if job.features_file is not None or job.features_matrix is not None:
+        source = user_features(job, ds)
     elif selector.needs_features or selector.needs_scores or job.dedup is not None or job.budget_tokens is not None:
-        t = time.perf_counter()
         spec = resolve_feature_model(job.features, job.model, trust_remote_code=job.trust_remote_code,
                                      progress=job.progress)
         key = store_key(ds.fingerprint, spec, job.features)
         where = Path(job.features_dir) if job.features_dir else features_dir(job, key)
         if job.features_dir:
             check_store(where, ds, spec, job.features, key)
-        store = executor.extract(ds, spec, job.features, where, progress=job.progress,
-                                 trust_remote_code=job.trust_remote_code, batch_tokens=job.batch_tokens)
+        source = executor.extract(ds, spec, job.features, where, progress=job.progress,
+                                  trust_remote_code=job.trust_remote_code, batch_tokens=job.batch_tokens)
         timings["extract"] = time.perf_counter() - t
         t = time.perf_counter()
-        X_scored, coverage, removed = executor.select(selector, store, normalize=job.normalize, dedup=job.dedup,
+    if source is not None:  # one select step, whichever the features are
+        X_scored, coverage, removed = executor.select(selector, source, normalize=job.normalize, dedup=job.dedup,
                                                       budget_tokens=job.budget_tokens)
-    if user_features is None and store is None:
-        t = time.perf_counter()
+        if not isinstance(source, FeatureStore):
+            log.info("selected on %s: %d rows x %d dims", source.location, source.n_rows, sum(source.dims.values()))
+    else:
         selector.fit(np.zeros((len(ds), 1), dtype=np.float32))
     timings["select"] = time.perf_counter() - t
     t = time.perf_counter()
@@ -151,9 +151,7 @@ def run_select(job: SelectJob) -> SelectResult:
     order = np.sort(idx) if job.keep_order else idx
 
     t = time.perf_counter()
-    manifest = _manifest(job, ds, k, selector, store, idx, scores, removed)
-    if user_features is not None:
-        manifest.features = user_features
+    manifest = _manifest(job, ds, k, selector, source, idx, scores, removed)
     atomic_write_bytes(out, subset_bytes(ds, order.tolist(), out))
     timings["export"] = time.perf_counter() - t
     manifest.timings = {k2: round(v, 3) for k2, v in timings.items()}
@@ -168,19 +166,23 @@ def _default_name(ds: Dataset) -> str:
     return default_output_name(ds)
 
 
-def _manifest(job: SelectJob, ds: Dataset, k: int, selector: Any, store: FeatureStore | None,
+def _manifest(job: SelectJob, ds: Dataset, k: int, selector: Any, source: FeatureSource | None,
               idx: np.ndarray, scores: dict[str, Any], removed: int | None) -> SelectionManifest:
     rows = idx.tolist()
     features = None
     picked_tokens = None
+    store = source if isinstance(source, FeatureStore) else None
+    seen_as = "raw" if selector.wants_raw_features else job.normalize  # what the selector saw
+    if isinstance(source, FeatureFile):  # the user's own features
+        features = source.ref(normalize=seen_as, score_normalize=job.normalize)
     if store is not None:
         picked_tokens = int(store.load(["n_tokens"])["n_tokens"][idx].sum())
         sm = store.manifest
-        features = FeatureRef(sm["config"], str(store.root), sm["key"], sm["dims"],
-                              normalize="raw" if selector.wants_raw_features else job.normalize,
+        stats = sm.stats or {}
+        features = FeatureRef(sm.config or {}, str(store.root), sm.key, sm.dims or {}, normalize=seen_as,
                               score_normalize=job.normalize,  # the space score_selection measured
-                              tokens=sm["stats"]["tokens"], truncated=sm["stats"]["truncated"],
-                              precision=sm.get("precision"), extracted=store.extracted)
+                              tokens=stats["tokens"], truncated=stats["truncated"],
+                              precision=sm.precision, extracted=store.extracted)
     return SelectionManifest(
         version=__version__,
         data=DataRef(str(ds.path), ds.fingerprint, ds.format, ds.container, columns=ds.columns),
@@ -190,7 +192,7 @@ def _manifest(job: SelectJob, ds: Dataset, k: int, selector: Any, store: Feature
         method=MethodRef(job.method, _jsonable(selector.get_params()), _jsonable(getattr(selector, "info_", {}))),
         order="input" if job.keep_order else "selection",
         engine={"name": "ray", "address": job.ray_address, "actors": job.ray_actors} if job.engine == "ray" else None,
-        model=store.manifest["model"] if store is not None else None,
+        model=store.manifest.model if store is not None else None,
         features=features, skipped=list(ds.skipped),
         indices=[ds.examples[i].source_index for i in rows], lines=[ds.examples[i].line for i in rows], rows=rows,
         # a method fitted for more picks than a token budget kept has a longer curve: cut to the picks

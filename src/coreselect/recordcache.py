@@ -95,11 +95,11 @@ def record_hashes(examples: Sequence[Example]) -> list[bytes]:
 
 
 def model_precision(config: FeatureConfig) -> str:
-    """The precision the features are computed in: the language model's as resolved on this
-    machine (:mod:`coreselect.device`: bf16 where native, else fp32), the sentence encoder's float32."""
+    """The precision the features are computed in (a torch dtype name): the language model's as
+    resolved on this machine (bf16 where native, else fp32), the sentence encoder's float32."""
     from coreselect.device import torch_dtype_name
 
-    return "float32" if config.kind == "text" else torch_dtype_name(config.resolved_precision())
+    return torch_dtype_name(config.resolved_precision())
 
 
 def cache_options(model: ModelSpec, config: FeatureConfig) -> dict[str, Any]:

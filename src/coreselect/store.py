@@ -12,31 +12,32 @@ can write any shard; each is written to a temporary file and renamed, so a shard
 exists is complete. A rerun skips the shards already there (resume after a crash or Ctrl-C).
 Reads go through ``safetensors`` (memory-mapped, never pickle).
 
-Shard file names come from the plan (``n_rows`` and ``shard_rows``, validated as positive
-integers), never from paths stored in the manifest, so a tampered manifest cannot make the
-store read or write outside its directory. Temporary files left by a killed writer
+The manifest is a :class:`~coreselect.store_manifest.StoreManifest`, the one reader and writer
+of ``manifest.json``. Shard file names come from the plan (``n_rows`` and ``shard_rows``,
+validated as positive integers), never from paths stored in the manifest, so a tampered manifest
+cannot make the store read or write outside its directory. Temporary files left by a killed writer
 (``.shard-00003.safetensors.*.tmp``) never match a shard name and are removed by
 :meth:`FeatureStore.finalize`.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from coreselect.errors import StoreError
 from coreselect.output import atomic_write_bytes
+from coreselect.store_manifest import MANIFEST, STORE_FORMAT, Mismatch, StoreManifest, mismatch, peek
 
 log = logging.getLogger(__name__)
 
-STORE_FORMAT = "coreselect-features/1"
 _SHARD_RE = re.compile(r"^shard-(\d{5})\.safetensors$")
 #: Temporary files of :func:`~coreselect.output.atomic_write_bytes`: ``.<name>.<random>.tmp``.
 _TMP_RE = re.compile(r"^\..+\.tmp$")
@@ -47,6 +48,35 @@ ROW_STATS = ("n_tokens", "prompt_tokens", "response_tokens", "truncated")
 ROW_SCORES = ("loss_cond", "loss_alone", "ifd")
 #: Every per-row column: neither kind is a feature group.
 ROW_COLUMNS = ROW_STATS + ROW_SCORES
+
+
+class FeatureSource(Protocol):
+    """What selection reads features from: a :class:`FeatureStore`, or features a user brings
+    (:class:`~coreselect.featureset.FeatureFile`: a ``.npy``/``.safetensors`` file or a matrix),
+    which reads the same way, so :meth:`Executor.select <coreselect.engine.Executor.select>` is
+    one select step for both.
+    """
+
+    @property
+    def groups(self) -> list[str]:
+        """The feature groups (each ``(n_rows, dims[group])``)."""
+
+    @property
+    def columns(self) -> list[str]:
+        """The per-row columns held (stats, scores); a features file holds none."""
+
+    @property
+    def n_rows(self) -> int: ...
+
+    @property
+    def dims(self) -> dict[str, int]: ...
+
+    @property
+    def location(self) -> str:
+        """Where the features are, for messages and manifests (a folder, a file, ``<features>``)."""
+
+    def load(self, names: list[str] | None = None) -> dict[str, np.ndarray]:
+        """Feature groups and per-row columns by name, for all rows in row order (all: None)."""
 
 
 @dataclass(frozen=True)
@@ -66,18 +96,23 @@ def plan_shards(n_rows: int, shard_rows: int) -> list[ShardPlan]:
 
 
 class FeatureStore:
-    """A directory of feature shards. Create with :meth:`create` or open with :meth:`open`."""
+    """A directory of feature shards. Create with :meth:`create` or open with :meth:`open`.
 
-    def __init__(self, root: Path, manifest: dict[str, Any]) -> None:
+    ``manifest`` is its :class:`~coreselect.store_manifest.StoreManifest` (a mapping of the
+    JSON, such as ``json.loads`` of a ``manifest.json``, is read as one).
+    """
+
+    def __init__(self, root: str | os.PathLike[str], manifest: StoreManifest | Mapping[str, Any]) -> None:
         self.root = Path(root)
-        self.manifest = manifest
+        self.manifest = (manifest if isinstance(manifest, StoreManifest)
+                         else StoreManifest.from_json(manifest, str(self.root / MANIFEST)))
         #: Records whose features the last :meth:`Executor.extract <coreselect.executor.Executor.extract>`
         #: computed (0: all came from this store or the record cache); None when not extracted here.
         self.extracted: int | None = None
 
     # -- creation and resume ---------------------------------------------------------------
     @classmethod
-    def create(cls, root: str | os.PathLike[str], manifest: dict[str, Any]) -> FeatureStore:
+    def create(cls, root: str | os.PathLike[str], manifest: StoreManifest | Mapping[str, Any]) -> FeatureStore:
         """Open ``root`` for writing; resume if it holds a store of the same key.
 
         ``manifest`` must hold ``key`` (what identifies the content), ``n_rows`` and
@@ -86,21 +121,21 @@ class FeatureStore:
         root = Path(root)
         if root.exists() and not root.is_dir():
             raise StoreError(f"{root}: exists and is not a directory")
-        path = root / "manifest.json"
+        path = root / MANIFEST
         if path.exists():
-            old = _read_manifest(path)
-            if old.get("key") != manifest["key"]:
+            old = StoreManifest.read(root)
+            if old.key != manifest["key"]:
                 raise StoreError(f"{root}: holds features of {mismatch(old, manifest)}, not of this "
                                  "run; use another directory or delete it")
-            if old["n_rows"] != manifest["n_rows"]:
-                raise StoreError(f"{path}: n_rows is {old['n_rows']} but the data has "
+            if old.n_rows != manifest["n_rows"]:
+                raise StoreError(f"{path}: n_rows is {old.n_rows} but the data has "
                                  f"{manifest['n_rows']} rows; delete the directory")
-            if old["shard_rows"] != manifest["shard_rows"]:
-                log.info("%s: resuming with its own %d rows per shard", root, old["shard_rows"])
+            if old.shard_rows != manifest["shard_rows"]:
+                log.info("%s: resuming with its own %d rows per shard", root, old.shard_rows)
             store = cls(root, old)
-            if old.get("complete") and store.pending():
+            if old.complete and store.pending():
                 log.warning("%s: %d shards are missing; extracting them again", root, len(store.pending()))
-                store.manifest["complete"] = False
+                store.manifest = old.updated(complete=False)
             done = len(store.finished_shards())
             if done:
                 log.info("%s: resuming, %d of %d shards already done", root, done, len(store.plan()))
@@ -108,31 +143,30 @@ class FeatureStore:
         if root.exists() and any(not _TMP_RE.match(p.name) for p in root.iterdir()):
             raise StoreError(f"{root}: exists and is not a feature store; use an empty directory")
         root.mkdir(parents=True, exist_ok=True)
-        m = {"format": STORE_FORMAT, "complete": False, **manifest}
-        _check_manifest(path, m)
-        atomic_write_bytes(path, _dumps(m))
+        m = StoreManifest.from_json({"format": STORE_FORMAT, "complete": False, **manifest}, str(path))  # checked
+        m.write(root)
         return cls(root, m)
 
     @classmethod
     def open(cls, root: str | os.PathLike[str], *, require_complete: bool = True) -> FeatureStore:
         root = Path(root)
-        path = root / "manifest.json"
+        path = root / MANIFEST
         if not path.is_file():
             raise StoreError(f"{root}: not a feature store (no manifest.json)")
-        m = _read_manifest(path)
-        if m.get("format") != STORE_FORMAT:
-            raise StoreError(f"{path}: unknown store format {m.get('format')!r}")
+        m = StoreManifest.read(root)
+        if m.format != STORE_FORMAT:
+            raise StoreError(f"{path}: unknown store format {m.format!r}")
         store = cls(root, m)
-        n_shards = -(-m["n_rows"] // m["shard_rows"])  # counted before a (maybe huge) plan is built
+        n_shards = m.n_shards  # counted before a (maybe huge) plan is built
         missing = n_shards - len({i for i in store.finished_shards() if i < n_shards})
-        if m.get("complete") and missing:
+        if m.complete and missing:
             raise StoreError(f"{root}: {missing} of {n_shards} shards are missing; rerun extract to recreate them")
-        if require_complete and not m.get("complete"):
+        if require_complete and not m.complete:
             raise StoreError(f"{root}: extraction not finished ({missing} shards missing); rerun extract to resume")
         return store
 
     def plan(self) -> list[ShardPlan]:
-        return plan_shards(self.manifest["n_rows"], self.manifest["shard_rows"])
+        return plan_shards(self.manifest.n_rows, self.manifest.shard_rows)
 
     def finished_shards(self) -> set[int]:
         """Shards whose file exists (temporary files of unfinished writes never count)."""
@@ -164,9 +198,10 @@ class FeatureStore:
         with safe_open(str(self.root / self.plan()[0].filename), framework="np") as f:
             names = list(f.keys())
             dims = {k: int(f.get_slice(k).get_shape()[1]) for k in names if k not in ROW_COLUMNS}
-        scores = [k for k in ROW_SCORES if k in names]
-        self.manifest.update({"complete": True, "dims": dims, **({"scores": scores} if scores else {}), **extra})
-        atomic_write_bytes(self.root / "manifest.json", _dumps(self.manifest))
+        scores = tuple(k for k in ROW_SCORES if k in names)
+        self.manifest = self.manifest.updated(complete=True, dims=dims, **({"scores": scores} if scores else {}),
+                                              **extra)
+        self.manifest.write(self.root)
         for p in self.root.iterdir():  # left by writers killed mid-write; never read
             if _TMP_RE.match(p.name) and p.is_file():
                 log.debug("removing leftover temporary file %s", p)
@@ -175,12 +210,25 @@ class FeatureStore:
     # -- reading ---------------------------------------------------------------------------
     @property
     def groups(self) -> list[str]:
-        return list(self.manifest.get("dims", {}))
+        return self.manifest.groups
 
     @property
     def columns(self) -> list[str]:
         """The per-row columns: the stats, then the scores the store holds (``--scores``)."""
-        return list(ROW_STATS) + [k for k in self.manifest.get("scores", []) if k in ROW_SCORES]
+        return list(ROW_STATS) + [k for k in self.manifest.scores or () if k in ROW_SCORES]
+
+    @property
+    def n_rows(self) -> int:
+        return self.manifest.n_rows
+
+    @property
+    def dims(self) -> dict[str, int]:
+        """Each feature group's width (empty until the store is complete)."""
+        return dict(self.manifest.dims or {})
+
+    @property
+    def location(self) -> str:
+        return str(self.root)
 
     def load(self, names: list[str] | None = None) -> dict[str, np.ndarray]:
         """Read feature groups (float16), row stats (int32) and scores (float32) for all rows, in
@@ -254,141 +302,5 @@ def read_shard(root: Path, plan: ShardPlan, names: list[str]) -> dict[str, np.nd
     return out
 
 
-def _dumps(m: dict[str, Any]) -> bytes:
-    return (json.dumps(m, indent=2, sort_keys=True) + "\n").encode()
-
-
-def _read_manifest(path: Path) -> dict[str, Any]:
-    try:
-        m = json.loads(path.read_text())
-    except (OSError, ValueError) as err:
-        raise StoreError(f"{path}: unreadable manifest ({err})") from None
-    if not isinstance(m, dict) or "n_rows" not in m or "shard_rows" not in m:
-        raise StoreError(f"{path}: not a feature-store manifest")
-    _check_manifest(path, m)
-    return m
-
-
-def _check_manifest(path: Path, m: dict[str, Any]) -> None:
-    """The fields that decide which files are read must be what they claim to be."""
-    for name in ("n_rows", "shard_rows"):
-        v = m.get(name)
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            raise StoreError(f'{path}: field "{name}": must be a positive integer, got {v!r}')
-    if not isinstance(m.get("key"), str):
-        raise StoreError(f'{path}: field "key": must be a string')
-    dims = m.get("dims", {})
-    if not isinstance(dims, dict) or not all(isinstance(v, int) and not isinstance(v, bool) for v in dims.values()):
-        raise StoreError(f'{path}: field "dims": must map group names to integers')
-    scores = m.get("scores", [])
-    if not isinstance(scores, list) or not all(isinstance(v, str) for v in scores):
-        raise StoreError(f'{path}: field "scores": must be a list of column names')
-
-
-def peek(root: str | os.PathLike[str], *, errors: str = "none") -> dict[str, Any] | None:
-    """The manifest of the store at ``root`` as written, without checking it or its shards.
-
-    For a look before deciding (is there a store here, is it complete, of which key):
-    :meth:`FeatureStore.open` and :meth:`FeatureStore.create` check what they read. None when
-    there is no ``manifest.json``; when it is unreadable or not a JSON object, None too, or with
-    ``errors="raise"`` the ``OSError``/``ValueError`` (for a caller that reports the cause).
-
-    >>> import tempfile
-    >>> peek(tempfile.mkdtemp()) is None
-    True
-    """
-    path = Path(root) / "manifest.json"
-    try:
-        m = json.loads(path.read_text())
-        if not isinstance(m, dict):
-            raise ValueError(f"{path}: not a JSON object")
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError):
-        if errors == "raise":
-            raise
-        return None
-    return m
-
-
-def _part(value: Any) -> dict[str, Any]:
-    """A manifest's ``data`` or ``model`` entry as a dict (an old or odd one may be a bare fingerprint)."""
-    return value if isinstance(value, dict) else {"fingerprint": value}
-
-
-@dataclass(frozen=True)
-class Mismatch:
-    """Why a store holds other features than those asked for: what :func:`mismatch` found.
-
-    ``data``/``model``: their fingerprints differ; ``options``: the feature options that differ
-    (None when either side's options are not a mapping, so cannot be compared one by one).
-    ``str()`` says it as a store being created or resumed does; :meth:`explain` as a selection on
-    an existing store (``--features-dir``) does, naming the ``--model`` to pass.
-    """
-
-    stored: dict[str, Any]
-    want: dict[str, Any]
-    data: bool
-    model: bool
-    options: tuple[str, ...] | None
-
-    def _sides(self, key: str) -> tuple[Any, Any]:
-        return self.stored.get(key) or {}, self.want.get(key) or {}
-
-    def __str__(self) -> str:
-        parts = []
-        for key in ("data", "model"):
-            if getattr(self, key):
-                a, b = (_part(x) for x in self._sides(key))
-                name = f"{a['path']}, " if a.get("path") else ""
-                parts.append(f"other {key} (stored: {name}{str(a.get('fingerprint'))[:19]}; "
-                             f"now: {str(b.get('fingerprint'))[:19]})")
-        a, b = self._sides("config")
-        if self.options is None:
-            parts.append("other options")
-        elif self.options:
-            parts.append("other options (" + ", ".join(f"{k} {a.get(k)!r} != {b.get(k)!r}" for k in self.options) + ")")
-        return "; ".join(parts) or (f"other data, model or options (key {str(self.stored.get('key'))[:12]} "
-                                    f"!= {str(self.want.get('key'))[:12]})")
-
-    def explain(self) -> str:
-        parts = []
-        if self.data:
-            a, b = (_part(x) for x in self._sides("data"))
-            parts.append(f"other data (stored: {a.get('path')}, {str(a.get('fingerprint'))[:15]}; now: {b.get('path')}, "
-                         f"{str(b.get('fingerprint'))[:15]})")
-        if self.model:
-            a, b = (_part(x) for x in self._sides("model"))
-            parts.append(f"another model (stored: {a.get('name')}; now: {b.get('name')}; pass --model {a.get('name')})")
-        a, b = self._sides("config")
-        if self.options is None:
-            parts.append("other feature options")
-        elif self.options:
-            parts.append("other feature options (" + "; ".join(
-                f"{k}: stored {json.dumps(a.get(k))}, now {json.dumps(b.get(k))}" for k in self.options) + ")")
-        return "; ".join(parts) or "another extraction (its key differs)"
-
-
-def mismatch(stored: dict[str, Any], want: dict[str, Any]) -> Mismatch | None:
-    """Why the store whose manifest is ``stored`` does not hold the features ``want`` describes
-    (``key``, ``data``, ``model``, ``config`` as :func:`coreselect.features.extract.open_store`
-    records them); None when the keys match. The one place that says how two stores differ.
-
-    >>> old = {"key": "a", "data": {"fingerprint": "sha256:1", "path": "a.jsonl"},
-    ...        "model": {"name": "m", "fingerprint": "x"}, "config": {"layers": [15]}}
-    >>> m = mismatch(old, {**old, "key": "b", "config": {"layers": [8]}})
-    >>> str(m), m.explain()
-    ('other options (layers [15] != [8])', 'other feature options (layers: stored [15], now [8])')
-    >>> mismatch(old, old) is None
-    True
-    """
-    if stored.get("key") == want.get("key"):
-        return None
-    differs = {key: _part(stored.get(key) or {}).get("fingerprint") != _part(want.get(key) or {}).get("fingerprint")
-               for key in ("data", "model")}
-    a, b = stored.get("config") or {}, want.get("config") or {}
-    if isinstance(a, dict) and isinstance(b, dict):
-        options: tuple[str, ...] | None = tuple(k for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k))
-    else:
-        options = None if a != b else ()
-    return Mismatch(stored, want, differs["data"], differs["model"], options)
+__all__ = ["ROW_COLUMNS", "ROW_SCORES", "ROW_STATS", "STORE_FORMAT", "FeatureSource", "FeatureStore", "Mismatch",
+           "ShardPlan", "StoreManifest", "mismatch", "peek", "plan_shards", "read_shard", "to_store_dtypes"]

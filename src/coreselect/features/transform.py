@@ -1,5 +1,11 @@
 """Turn stored feature groups into the matrix a selector sees.
 
+:func:`feature_matrix` is the one way from features to that matrix: of a feature store, a
+features file or a matrix a user brings (any :class:`~coreselect.store.FeatureSource`), for
+selection, scoring, ``load_features`` and the report alike. The Ray selection actors prepare
+their shards with the functions it runs on (:func:`column_sums`, :func:`group_means`,
+:func:`normalize_rows`), and get bitwise the same rows.
+
 Default (``normalize="center-l2"``): per group, subtract the pool mean and scale each row to unit
 length, then concatenate the groups with equal weight (each scaled by ``1/sqrt(n_groups)``) so
 the rows stay unit length. Centring matters: pooled activations share a large common
@@ -8,14 +14,39 @@ component, and without removing it cosine distances are dominated by it (see doc
 
 from __future__ import annotations
 
-from typing import get_args
+from typing import TYPE_CHECKING, get_args
 
 import numpy as np
 
 from coreselect.errors import ConfigError
 from coreselect.features.config import Normalize
 
+if TYPE_CHECKING:
+    from coreselect.store import FeatureSource
+
 NORMALIZATIONS: tuple[str, ...] = get_args(Normalize)
+
+
+def feature_matrix(source: FeatureSource, *, normalize: Normalize = "center-l2") -> np.ndarray:
+    """The ``(n_rows, d)`` float32 matrix of every feature group of ``source``, normalised as
+    ``normalize`` says (:func:`prepare_features`).
+
+    Examples
+    --------
+    >>> feature_matrix(FeatureStore.open("feats/"), normalize="l2").shape  # doctest: +SKIP
+    (240, 576)
+    """
+    return feature_matrices(source, normalize=normalize)[0]
+
+
+def feature_matrices(source: FeatureSource, *, normalize: Normalize = "center-l2", raw: bool = False
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`feature_matrix` and the matrix a selector is fitted on, from one read: the same
+    array, or with ``raw`` the groups concatenated as they are (:func:`raw_features`, for a
+    method that wants raw activations)."""
+    groups = source.load(source.groups)
+    X = prepare_features(groups, normalize=normalize)
+    return X, raw_features(groups) if raw else X
 
 
 def prepare_features(

@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -18,6 +17,7 @@ from coreselect.data import Dataset, load_dataset
 from coreselect.errors import ConfigError, StoreError
 from coreselect.manifest import SelectionManifest
 from coreselect.store import ROW_STATS, FeatureStore
+from coreselect.store_manifest import StoreManifest
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +33,8 @@ class ReportInputs:
     ``rows`` are the dataset rows (= feature-store rows) of the picks in pick order;
     ``features`` the (n_pool, d) float32 matrix the map, clusters and coverage use (the
     manifest's scored features when its store is still there); ``row_stats`` the store's
-    per-row token counts and ``store_manifest`` its manifest, or ``None`` without a store.
+    per-row token counts and ``store_manifest`` its
+    :class:`~coreselect.store_manifest.StoreManifest`, or ``None`` without a store.
     """
 
     manifest_path: Path
@@ -44,7 +45,7 @@ class ReportInputs:
     feature_source: str
     from_store: bool
     row_stats: dict[str, np.ndarray] | None
-    store_manifest: dict[str, Any] | None = None
+    store_manifest: StoreManifest | None = None
 
 
 def load_manifest(path: str | Path) -> SelectionManifest:
@@ -120,8 +121,7 @@ def _open_store(m: SelectionManifest, ds: Dataset) -> FeatureStore | None:
     except StoreError as err:
         log.warning("feature store unavailable (%s): using text features and word counts", err)
         return None
-    if store.manifest.get("n_rows") != len(ds) or store.manifest.get("data", {}).get(
-            "fingerprint", ds.fingerprint) != ds.fingerprint:
+    if store.manifest.n_rows != len(ds) or (store.manifest.data_fingerprint or ds.fingerprint) != ds.fingerprint:
         log.warning("%s: holds features of other data: using text features and word counts", store.root)
         return None
     return store

@@ -64,7 +64,7 @@ def summary(inp: ReportInputs, extra: dict[str, Any]) -> str:
         })
     fx["report uses"] = inp.feature_source
     timings = {k2: f"{v:.1f} s" for k2, v in m.timings.items()}
-    last = ((inp.store_manifest or {}).get("stats") or {}).get("seconds_last_run")
+    last = ((inp.store_manifest.stats if inp.store_manifest else None) or {}).get("seconds_last_run")
     if last and "extract" in timings and m.timings.get("extract", 0) < 0.5 * last:
         timings["extract"] += f" (features cached; extracting them took {last:.0f} s)"
     timings["report (this page)"] = f"{extra['report_seconds']:.1f} s"
