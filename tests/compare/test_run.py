@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -303,19 +304,25 @@ def test_references_choose_what_every_arm_is_paired_against(tmp_path: Path) -> N
     assert "**facility-location** (10%) vs random" in paired
 
 
+def serial_one_thread(cfg: Any, out: Path) -> list[dict]:
+    """The serial run at one torch thread: what a --jobs or Ray unit (one thread each) must equal."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return run_experiment(cfg, out, progress=False)
+    finally:
+        torch.set_num_threads(threads)
+
+
 def test_compare_jobs_gives_the_serial_results(tiny_model: Path, records, tmp_path: Path,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
     """--jobs 2 trains and evaluates two arms at once (spawned processes, one torch thread each on
     two cores): every result equals the serial run's at one thread, and a rerun resumes."""
-    import torch
 
     cfg = load_config(_config(tmp_path, tiny_model, records, seeds=[0, 1], baselines=["random"]))
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        serial = run_experiment(cfg, tmp_path / "serial", progress=False)
-    finally:
-        torch.set_num_threads(threads)
+    serial = serial_one_thread(cfg, tmp_path / "serial")
     monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0, 1}, raising=False)
     import coreselect.compare.report as report
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from compare.test_run import _config
+from compare.test_run import _config, serial_one_thread
 from coreselect.cli.main import main
 from coreselect.compare.config import load_config
 from coreselect.compare.run import plan_arms, run_experiment
@@ -28,15 +28,9 @@ KEYS = ("arm", "n_train", "train_tokens", "loss:held", "perplexity:held", "_per_
 @on_ray
 def test_compare_on_ray_gives_the_serial_results_and_resumes(tiny_model: Path, records, tmp_path: Path,  # noqa: F811
                                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    import torch
 
     cfg = load_config(_config(tmp_path, tiny_model, records, seeds=[0, 1], baselines=["random"]))
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        serial = run_experiment(cfg, tmp_path / "serial", progress=False)
-    finally:
-        torch.set_num_threads(threads)
+    serial = serial_one_thread(cfg, tmp_path / "serial")
     import coreselect.compare.report as report
 
     written = []
