@@ -109,6 +109,7 @@ class _Cluster:
     ([{"CPU": 16, "GPU": 4}, {"CPU": 16, "GPU": 4}], None, (8, 1.0, 1.0)),  # one trainee per GPU
     ([{"CPU": 16, "GPU": 4}], 2, (2, 1.0, 1.0)),
     ([{"CPU": 16, "GPU": 4}], 8, (8, 1.0, 0.5)),  # more units than GPUs share them
+    ([{"CPU": 16, "GPU": 2}], 3, (3, 1.0, 0.5)),  # 2/3 each would fit only two on two GPUs
     ([{"CPU": 8}, {"CPU": 8}], None, (2, 8.0, 0.0)),  # no GPUs: one unit per node, all of its cores
     ([{"CPU": 8}, {"CPU": 8}], 4, (4, 4.0, 0.0)),  # --jobs N: the cluster's CPUs / N each
     ([{"CPU": 2}], 2, (2, 1.0, 0.0)),  # the test cluster above

@@ -43,7 +43,8 @@ def _ray_unit(cfg: ExperimentConfig, arm: Arm, sel: dict[str, Any] | None, evals
         raise DistributedError(f"{run_dir}/data/pool.jsonl is not visible on node {platform.node()}: on a "
                                "cluster of several machines the run folder must be on storage every node mounts "
                                "at the same path")
-    torch.set_num_threads(threads)
+    if threads:
+        torch.set_num_threads(threads)
     init_worker_logging(level, "%(asctime)s %(message)s")
     return train_and_evaluate(cfg, arm, sel, evals, run_dir, progress=False)
 
@@ -66,7 +67,7 @@ def run_on_ray(cfg: ExperimentConfig, arms: list[Arm], selected: dict[str, dict[
         return
     ray = connect(address)
     layout = extraction_layout(ray, jobs)
-    threads = max(1, int(layout.num_cpus))
+    threads = 0 if layout.num_gpus else max(1, int(layout.num_cpus))  # 0: on a GPU, torch's own default
     log.info("compare: %d units of train + evaluate as Ray tasks, %d at once (%s, %d torch thread(s) each)",
              len(arms), layout.n_actors,
              f"{layout.num_gpus:g} GPU" if layout.num_gpus else f"{layout.num_cpus:g} CPU", threads)

@@ -9,6 +9,7 @@ exits). A session that already called ``ray.init`` (a notebook, a test) is reuse
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -84,8 +85,14 @@ def extraction_layout(ray: Any, n_actors: int | None = None) -> ActorLayout:
 
 
 def _share(total: int, n: int) -> float:
-    """An equal share of ``total`` units for ``n`` actors: at most 1, rounded down to 1/100."""
-    return min(1.0, int(100 * total / n) / 100)
+    """A share of one unit for each of ``n`` actors on ``total`` units, at most 1, rounded down
+    to 1/100, such that all ``n`` fit: Ray places a fractional request on a single GPU, so 3
+    actors on 2 GPUs get 1/2 each (two on one GPU), not 2/3 (which only two GPUs could hold).
+
+    >>> _share(2, 3), _share(2, 4), _share(4, 2), _share(1, 3)
+    (0.5, 0.5, 1.0, 0.33)
+    """
+    return min(1.0, int(100 / math.ceil(n / total)) / 100)
 
 
 #: Default cap on selection actors: the driver makes one call per actor per k-center pick.
