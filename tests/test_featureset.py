@@ -84,3 +84,52 @@ def test_one_function_makes_the_matrix_of_any_source(store, tmp_path):
     by_file = coreselect.load_features(tmp_path / "x.npy")
     assert np.array_equal(by_file.X, feature_matrix(store)) and np.array_equal(coreselect.load_features(store).X,
                                                                               by_file.X)
+
+
+def test_a_safetensors_file_is_checked_from_its_header_and_read_by_group(tmp_path, monkeypatch):
+    """open() reads the header only (a million-row file is not read to learn its shape); load(names)
+    reads the groups it names; a tensor numpy cannot hold, a 1-D one or a row mismatch is one line."""
+    import safetensors
+    import torch
+    from safetensors.numpy import save_file
+    from safetensors.torch import save_file as save_torch
+
+    from coreselect.featureset import read_features_file
+
+    path = tmp_path / "two.safetensors"
+    save_file({"a": _features(), "b": np.ones((N, 3), dtype=np.float16)}, str(path))
+    read = []
+    real = safetensors.safe_open
+
+    class Spy:
+        def __init__(self, *a, **k):
+            self.f = real(*a, **k)
+
+        def __enter__(self):
+            self.inner = self.f.__enter__()
+            return self
+
+        def __exit__(self, *exc):
+            return self.f.__exit__(*exc)
+
+        def __getattr__(self, name):
+            return getattr(self.inner, name)
+
+        def get_tensor(self, k):
+            read.append(k)
+            return self.inner.get_tensor(k)
+
+    monkeypatch.setattr(safetensors, "safe_open", Spy)
+    f = FeatureFile.open(path)
+    assert (f.n_rows, f.dims, read) == (N, {"a": 6, "b": 3}, [])
+    assert list(f.load(["b"])) == ["b"] and read == ["b"]
+    assert np.array_equal(f.load(["a"])["a"], _features())
+    assert read_features_file(path, header_only=True)["b"] == ((N, 3), np.dtype("float16"))
+
+    bad = tmp_path / "bad.safetensors"
+    for tensors, message in [({"x": torch.ones(N, 2, dtype=torch.bfloat16)}, rf"'x' has shape \({N}, 2\) and dtype BF16"),
+                             ({"x": torch.ones(N)}, rf"'x' has shape \({N},\) and dtype float32"),
+                             ({"x": torch.ones(N, 2), "y": torch.ones(N - 1, 2)}, rf"different row counts \({N - 1}, {N}\)")]:
+        save_torch(tensors, str(bad))
+        with pytest.raises(ConfigError, match=rf"^{bad}: .*{message}"):
+            FeatureFile.open(bad)

@@ -72,15 +72,25 @@ class Features:
         return mask
 
 
-def read_features_file(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
+#: safetensors dtype names numpy reads (BF16 and BOOL are not among them).
+_SAFETENSORS_DTYPES = {"F64": "float64", "F32": "float32", "F16": "float16", "I64": "int64", "I32": "int32",
+                       "I16": "int16", "I8": "int8", "U64": "uint64", "U32": "uint32", "U16": "uint16", "U8": "uint8"}
+
+
+def read_features_file(path: str | os.PathLike[str], names: list[str] | None = None, *,
+                       header_only: bool = False) -> dict[str, Any]:
     """The feature groups of a ``.npy`` file (one group, ``"file"``) or a ``.safetensors`` file
-    (each 2-D tensor a group); one-line :class:`ConfigError` otherwise. Never unpickles.
+    (each 2-D tensor a group; ``names``: only these); one-line :class:`ConfigError` otherwise.
+    Never unpickles. ``header_only``: each group's ``(shape, dtype)``, from the file's header
+    (a ``.npy`` file is memory-mapped, a ``.safetensors`` file's tensors are not read).
 
     >>> import tempfile
     >>> p = Path(tempfile.mkdtemp()) / "f.npy"
     >>> np.save(p, np.ones((3, 2), dtype=np.float32))
     >>> {k: v.shape for k, v in read_features_file(p).items()}
     {'file': (3, 2)}
+    >>> read_features_file(p, header_only=True)
+    {'file': ((3, 2), dtype('float32'))}
     """
     p = Path(path)
     if p.suffix not in FEATURE_FILE_TYPES:
@@ -89,21 +99,30 @@ def read_features_file(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
         raise ConfigError(f"{p}: features file not found")
     try:
         if p.suffix == ".npy":
-            groups = {"file": np.load(p, allow_pickle=False, mmap_mode="r")}
+            groups: dict[str, Any] = {"file": np.load(p, allow_pickle=False, mmap_mode="r")}
+            heads = {k: (a.shape, a.dtype) for k, a in groups.items()}
         else:
-            from safetensors.numpy import load_file
+            from safetensors import safe_open
 
-            groups = load_file(str(p))
+            with safe_open(str(p), framework="np") as f:
+                keys = [k for k in f.keys() if names is None or k in names]  # noqa: SIM118 -- no __iter__
+                kinds = {k: f.get_slice(k).get_dtype() for k in keys}  # "F32", "BF16", ...
+                heads = {k: (tuple(f.get_slice(k).get_shape()),
+                             np.dtype(_SAFETENSORS_DTYPES[d]) if d in _SAFETENSORS_DTYPES else d)
+                         for k, d in kinds.items()}
+                numeric = all(not isinstance(d, str) for _, d in heads.values())
+                groups = {} if header_only or not numeric else {k: f.get_tensor(k) for k in keys}
     except Exception as err:  # numpy and safetensors raise several types for a bad file
         raise ConfigError(f"{p}: not a readable {p.suffix} array ({type(err).__name__}: {err})") from None
-    bad = [k for k, a in groups.items() if a.ndim != 2 or not np.issubdtype(a.dtype, np.number)]
-    if bad or not groups:
-        what = f"{bad[0]!r} has shape {groups[bad[0]].shape} and dtype {groups[bad[0]].dtype}" if bad else "no arrays"
+    bad = [k for k, (shape, d) in heads.items()
+           if len(shape) != 2 or isinstance(d, str) or not np.issubdtype(d, np.number)]
+    if bad or not heads:
+        what = f"{bad[0]!r} has shape {heads[bad[0]][0]} and dtype {heads[bad[0]][1]}" if bad else "no arrays"
         raise ConfigError(f"{p}: features must be numeric 2-D arrays (rows x dims); {what}")
-    rows = {a.shape[0] for a in groups.values()}
+    rows = {shape[0] for shape, _ in heads.values()}
     if len(rows) > 1:
         raise ConfigError(f"{p}: its arrays have different row counts ({', '.join(map(str, sorted(rows)))})")
-    return groups
+    return heads if header_only else groups
 
 
 def features_matrix(value: Any) -> np.ndarray:
@@ -137,8 +156,8 @@ class FeatureFile:
     ``location`` and ``load(names)``; so one select step
     (:meth:`Executor.select <coreselect.engine.Executor.select>`) serves both.
 
-    :meth:`open` reads a ``.npy``/``.safetensors`` file (:func:`read_features_file`; read again
-    on each :meth:`load`, as a store reads its shards, so nothing stays mapped between reads);
+    :meth:`open` reads a ``.npy``/``.safetensors`` file's header (:func:`read_features_file`); each
+    :meth:`load` reads the groups it names, as a store reads its shards (nothing stays mapped);
     :meth:`of_matrix` takes a matrix held in memory (``coreselect.select(data, features=X)``).
     ``fingerprint`` is the sha256 of the file's bytes (of the matrix's); ``kind`` what the
     selection manifest records of it.
@@ -158,10 +177,9 @@ class FeatureFile:
     def open(cls, path: str | os.PathLike[str]) -> FeatureFile:
         """The features file at ``path``, checked (a one-line :class:`ConfigError` otherwise)."""
         p = Path(path)
-        groups = read_features_file(p)
-        dims = {k: int(a.shape[1]) for k, a in groups.items()}
-        n_rows = next(iter(groups.values())).shape[0]
-        del groups  # unmap the file: it is read again when loaded
+        heads = read_features_file(p, header_only=True)  # shapes only: the arrays are read when loaded
+        dims = {k: int(shape[1]) for k, (shape, _) in heads.items()}
+        n_rows = next(iter(heads.values()))[0][0]
         return cls(str(p), {"kind": "file", "path": str(p)}, dims, n_rows)
 
     @classmethod
@@ -212,7 +230,7 @@ class FeatureFile:
         lacking = [k for k in names if k not in self.dims]
         if lacking:
             raise ConfigError(f"{self.location}: a features file holds features only, no {', '.join(lacking)}")
-        groups = self._arrays if self._arrays is not None else read_features_file(self.location)
+        groups = self._arrays if self._arrays is not None else read_features_file(self.location, names)
         if self._keep is not None:
             return {k: np.asarray(groups[k])[self._keep] for k in names}
         return {k: groups[k] for k in names}

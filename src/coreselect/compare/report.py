@@ -112,9 +112,9 @@ def plot_results(rows: Sequence[dict[str, Any]], eval_name: str, path: Path) -> 
     import matplotlib.pyplot as plt
 
     from coreselect.compare.stats import mean_ci
-    from coreselect.compare.summary import arm_groups
+    from coreselect.compare.summary import arm_groups, headline_metric
 
-    metric = "macro" if any(f"macro:{eval_name}" in r for r in rows) else "loss"
+    metric = headline_metric(rows, eval_name)
     key = f"{metric}:{eval_name}"
     base = next((r[key] for r in rows if r["method"] == "base" and key in r), None)
     labels, means, errs, tokens = [], [], [[], []], []

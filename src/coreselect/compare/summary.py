@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -95,8 +95,18 @@ def pair_verdict(a: list[dict[str, Any]], b: list[dict[str, Any]], name: str, re
     return line
 
 
+def headline_metric(rows: Iterable[dict[str, Any]], name: str) -> str:
+    """The loss that ranks arms on held-out set ``name``: ``"macro"`` (over its groups) when its
+    rows carry one, else ``"loss"`` (per token)."""
+    return "macro" if any(f"macro:{name}" in r for r in rows) else "loss"
+
+
+def _all(groups: dict[tuple[str, str], list[dict[str, Any]]]) -> Iterator[dict[str, Any]]:
+    return (r for g in groups.values() for r in g)
+
+
 def _specs(groups: dict[tuple[str, str], list[dict[str, Any]]], name: str) -> list[tuple[str, float, str]]:
-    grouped = any(f"macro:{name}" in r for g in groups.values() for r in g)
+    grouped = headline_metric(_all(groups), name) == "macro"
     specs = [(f"_per_example:{name}", 1.0, "macro loss over groups" if grouped else "per-example loss")]
     if any(f"acc:{name}" in r for g in groups.values() for r in g):
         specs.append((f"_acc_per_example:{name}", -1.0, "rank accuracy (sign flipped: negative = better)"))
@@ -208,7 +218,7 @@ def precheck_fit(groups: dict[tuple[str, str], list[dict[str, Any]]], name: str)
     """How well each pre-check column (coverage, flagged share) ranks the arm groups as training did."""
     from scipy.stats import spearmanr
 
-    primary = "macro" if any(f"macro:{name}" in r for g in groups.values() for r in g) else "loss"
+    primary = headline_metric(_all(groups), name)
     cols = sorted({c for g in groups.values() for r in g for c in r if c.startswith(("cover:", "flagged:"))})
     parts = []
     for col in cols:
@@ -233,7 +243,7 @@ def precheck_fit(groups: dict[tuple[str, str], list[dict[str, Any]]], name: str)
 def random_equivalent(groups: dict[tuple[str, str], list[dict[str, Any]]], name: str) -> str:
     """The random pick size whose loss each method's mean loss matches, on random's learning curve
     (random arms at several sizes, the full pool as its last point), interpolated in log size."""
-    primary = "macro" if any(f"macro:{name}" in r for g in groups.values() for r in g) else "loss"
+    primary = headline_metric(_all(groups), name)
     key = f"{primary}:{name}"
 
     def point(g: list[dict[str, Any]]) -> tuple[float, float] | None:
@@ -274,4 +284,4 @@ def _interpolate(curve: list[tuple[float, float]], loss: float) -> float:
     return math.inf
 
 
-__all__ = ["PRIMARY_METRICS", "arm_groups", "pair_verdict", "paired_lines", "primary_lines", "precheck_fit", "random_equivalent", "summary_markdown"]
+__all__ = ["PRIMARY_METRICS", "arm_groups", "headline_metric", "pair_verdict", "paired_lines", "primary_lines", "precheck_fit", "random_equivalent", "summary_markdown"]
