@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +41,8 @@ def _config(tmp_path: Path, model: Path, records, **extra) -> Path:
 
 def test_compare_runs_writes_results_and_resumes(tiny_model: Path, records, tmp_path: Path,
                                                  caplog: pytest.LogCaptureFixture,
-                                                 capsys: pytest.CaptureFixture[str]) -> None:
+                                                 capsys: pytest.CaptureFixture[str],
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     cfg_path = _config(tmp_path, tiny_model, records)
     out = tmp_path / "run"
     assert main(["compare", str(cfg_path), "-o", str(out), "--no-progress"]) == 0
@@ -85,6 +87,10 @@ def test_compare_runs_writes_results_and_resumes(tiny_model: Path, records, tmp_
     assert any("2 of 4 arms not finished" in r.getMessage() and "full-s1" in r.getMessage() for r in caplog.records)
     assert [r["arm"] for r in csv.DictReader((out / "results.csv").open())] == ["random-20pct-s0", "full-s0"]
     assert (out / "config.json").read_text() == config_before  # the config of record is the one that ran
+    with monkeypatch.context() as m:  # --engine ray --report-only runs nothing on Ray: it needs no Ray
+        m.setitem(sys.modules, "ray", None)
+        assert main(["compare", str(more), "-o", str(out), "--report-only", "--engine", "ray"]) == 0
+    assert "2 arms (2 of the config's arms finished)" in capsys.readouterr().out
     assert main(["compare", str(more), "-o", str(tmp_path / "empty"), "--report-only"]) == 2
     err = capsys.readouterr().err
     assert "no arm of this config has finished yet" in err and len(err.strip().splitlines()) == 1

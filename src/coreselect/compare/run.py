@@ -125,7 +125,7 @@ def run_experiment(cfg: ExperimentConfig, out_dir: str | Path, *, progress: bool
     from coreselect.compare.report import write_reports
     from coreselect.compare.sources import check_available
 
-    _check_engine(jobs, engine, ray_address)  # before any work: nothing built, nothing made
+    _check_engine(jobs, engine, ray_address, report_only)  # before any work: nothing built, nothing made
     root = Path(out_dir)
     _check_inputs_outside(cfg, root)
     check_available(cfg.sources)  # a missing file or an unreachable id: one line naming its key, nothing made
@@ -196,14 +196,14 @@ def run_experiment(cfg: ExperimentConfig, out_dir: str | Path, *, progress: bool
     return rows
 
 
-def _check_engine(jobs: int | None, engine: str, ray_address: str | None) -> None:
+def _check_engine(jobs: int | None, engine: str, ray_address: str | None, report_only: bool = False) -> None:
     """``--jobs``, ``--engine`` and ``--ray-address``, checked before anything is built; with
-    ``--engine ray``, Ray is importable."""
+    ``--engine ray``, Ray is importable (unless ``report_only``: then nothing runs on it)."""
     if jobs is not None and (isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1):
         raise ConfigError(f"--jobs must be at least 1, got {jobs}")
     if engine not in ("local", "ray"):
         raise ConfigError(f"--engine must be local or ray, got {engine!r}")
-    if engine == "ray":
+    if engine == "ray" and not report_only:
         from coreselect.distributed.cluster import import_ray
 
         import_ray()
