@@ -60,6 +60,7 @@ import numpy as np
 from coreselect.errors import StoreError
 from coreselect.output import atomic_write_bytes
 from coreselect.store import read_shard, to_store_dtypes
+from coreselect.tensorfile import TensorSlot, read_header
 
 if TYPE_CHECKING:
     from coreselect.data import Example
@@ -74,8 +75,6 @@ RECORDS_FORMAT = "coreselect-records/1"
 ENV = "CORESELECT_RECORD_CACHE"
 HASHES = "__hash__"
 _CHUNK_GLOB = "chunk-*.safetensors"
-_DTYPES = {"F16": np.float16, "F32": np.float32, "F64": np.float64, "I32": np.int32, "I64": np.int64,
-           "U8": np.uint8}
 #: Temporary files of killed writers older than this are removed when a cache is opened.
 _STALE_TMP_SECONDS = 3600.0
 
@@ -155,7 +154,7 @@ class RecordCache:
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
         self._index: dict[bytes, tuple[int, int]] = {}  # hash -> (chunk, row)
-        self._chunks: list[tuple[Path, dict[str, _Tensor]]] = []  # mapped only while a gather reads them
+        self._chunks: list[tuple[Path, dict[str, TensorSlot]]] = []  # mapped only while a gather reads them
         self._seen: set[str] = set()
 
     def __repr__(self) -> str:
@@ -170,7 +169,7 @@ class RecordCache:
         for p in paths:
             self._seen.add(p.name)
             try:
-                tensors = _read_header(p)
+                tensors = read_header(p)
                 h = tensors.pop(HASHES)
                 n = h.shape[0]
                 if h.shape != (n, 32) or h.dtype != np.uint8 or any(t.shape[:1] != (n,) for t in tensors.values()):
@@ -353,45 +352,12 @@ def _resume_of(resume: tuple[np.ndarray, dict[str, np.ndarray]] | None, todo: li
     return np.array([where[int(rows[k])] for k in keep], dtype=np.int64), {n: a[keep] for n, a in arrays.items()}
 
 
-class _Tensor:
-    """Where one tensor of a chunk lies in its file (read with :meth:`map`)."""
-
-    def __init__(self, dtype: np.dtype, shape: tuple[int, ...], offset: int) -> None:
-        self.dtype, self.shape, self.offset = dtype, shape, offset
-
-    def map(self, path: Path) -> np.ndarray:
-        return np.memmap(path, dtype=self.dtype, mode="r", offset=self.offset, shape=self.shape)
-
-
-def _read_header(path: Path) -> dict[str, _Tensor]:
-    """The tensors of a safetensors file (dtype, shape, byte offset), checked against its size."""
-    size = path.stat().st_size
-    with open(path, "rb") as f:
-        n = int.from_bytes(f.read(8), "little")
-        if n <= 0 or 8 + n > size:
-            raise ValueError("bad header length")
-        header = json.loads(f.read(n))
-    out = {}
-    for name, info in header.items():
-        if name == "__metadata__":
-            continue
-        dtype = np.dtype(_DTYPES[info["dtype"]])
-        shape = tuple(int(d) for d in info["shape"])
-        start, end = (int(x) for x in info["data_offsets"])
-        if end - start != int(np.prod(shape)) * dtype.itemsize or 8 + n + end > size or start < 0 or not shape[0]:
-            raise ValueError(f"{name}: bad offsets")
-        out[name] = _Tensor(dtype, shape, 8 + n + start)
-    return out
-
-
 def count_records(root: Path) -> int:
     """Rows held by one cache folder (duplicates across chunks counted once each time seen)."""
     total = 0
     for p in root.glob(_CHUNK_GLOB):
         try:
-            with open(p, "rb") as f:
-                n = int.from_bytes(f.read(8), "little")
-                total += int(json.loads(f.read(n))[HASHES]["shape"][0])
+            total += read_header(p)[HASHES].shape[0]
         except (OSError, ValueError, KeyError, TypeError):
             continue
     return total
