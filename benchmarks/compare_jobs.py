@@ -60,8 +60,10 @@ def timed(cfg_path: Path, out: Path, jobs: int) -> tuple[float, list[dict]]:
     cli = [str(Path(sys.executable).with_name("coreselect")), "compare", str(cfg_path), "-o", str(out), "--jobs", str(jobs),
            "--no-progress"]
     start = time.perf_counter()
-    subprocess.run(cli, check=True, stdout=subprocess.DEVNULL)
+    done = subprocess.run(cli, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     wall = time.perf_counter() - start
+    if done.returncode:
+        sys.exit(f"--jobs {jobs} failed (exit {done.returncode}):\n{done.stderr[-3000:]}")
     with open(out / "results.csv", newline="") as f:
         rows = [{k: float(v) if k.endswith(("seconds", "tokens")) or k.startswith("loss:") else v
                  for k, v in r.items()} for r in csv.DictReader(f)]
