@@ -76,3 +76,7 @@ def test_primary_comparison_heads_the_summary_and_reads_loss_per_token():
     assert "**fl** (10%) beats random on loss per token by 0.0" in head
     assert "Secondary" in rest and "no difference detectable" in rest  # per example: a tie
     assert "seeds needed for 80% power, the observed gap" in text
+    # the secondary pairs read the declared metric too: per token next to per example
+    assert "**fl** (10%) beats random on loss per token by 0.0" in rest
+    plain = summary_markdown(rows, ["held"], references=["random"], n_boot=200)  # nothing declared
+    assert "loss per token by" not in plain.split("Paired against", 1)[1]

@@ -105,20 +105,26 @@ def _all(groups: dict[tuple[str, str], list[dict[str, Any]]]) -> Iterator[dict[s
     return (r for g in groups.values() for r in g)
 
 
-def _specs(groups: dict[tuple[str, str], list[dict[str, Any]]], name: str) -> list[tuple[str, float, str]]:
+def _specs(groups: dict[tuple[str, str], list[dict[str, Any]]], name: str, declared: Sequence[Any] = ()
+           ) -> list[tuple[str, float, str, bool]]:
+    """``(key, sign, metric, per_token)`` of each statistic the pairs are judged on: per-example
+    (or macro) loss; loss per token too where the config declared its primary or control on it
+    (the secondary pairs then read the metric that was fixed before the run); rank accuracy."""
     grouped = headline_metric(_all(groups), name) == "macro"
-    specs = [(f"_per_example:{name}", 1.0, "macro loss over groups" if grouped else "per-example loss")]
+    specs = [(f"_per_example:{name}", 1.0, "macro loss over groups" if grouped else "per-example loss", False)]
+    if any(d.metric == "token" and d.eval == name for d in declared):
+        specs.append((f"_per_example:{name}", 1.0, "loss per token", True))
     if any(f"acc:{name}" in r for g in groups.values() for r in g):
-        specs.append((f"_acc_per_example:{name}", -1.0, "rank accuracy (sign flipped: negative = better)"))
+        specs.append((f"_acc_per_example:{name}", -1.0, "rank accuracy (sign flipped: negative = better)", False))
     return specs
 
 
 def paired_lines(groups: dict[tuple[str, str], list[dict[str, Any]]], name: str, *, n_boot: int = 2000,
-                 references: Sequence[str] = REFERENCES) -> list[str]:
+                 references: Sequence[str] = REFERENCES, declared: Sequence[Any] = ()) -> list[str]:
     """The verdict of every method against each of ``references`` (arm labels) at its budget, on
-    held-out set ``name``."""
+    held-out set ``name`` (also on the metric of the ``declared`` primary or control there)."""
     lines: list[str] = []
-    specs = _specs(groups, name)
+    specs = _specs(groups, name, declared)
     for (label, budget), rows in groups.items():
         if label in ("base", "full") or budget == "":
             continue
@@ -127,9 +133,9 @@ def paired_lines(groups: dict[tuple[str, str], list[dict[str, Any]]], name: str,
                 continue
             if label in references and references.index(label) < references.index(ref):
                 continue  # two references: their pair is written once, under the later one
-            for key, sign, metric in specs:
+            for key, sign, metric, per_token in specs:
                 line = pair_verdict(rows, groups[(ref, budget)], f"**{label}** ({budget})", ref, key, sign, metric,
-                                    n_boot=n_boot)
+                                    n_boot=n_boot, per_token=per_token)
                 if line:
                     lines.append("- " + line)
     return lines
@@ -189,7 +195,8 @@ def summary_markdown(rows: Sequence[dict[str, Any]], eval_names: Sequence[str], 
                 v = [float(r[f"{m}:{name}"]) for r in g if r.get(f"{m}:{name}") not in (None, "")]
                 cells.append(_ci_cell(v))
             out.append("| " + " | ".join(cells) + " |")
-        lines = paired_lines(groups, name, n_boot=n_boot, references=references)
+        lines = paired_lines(groups, name, n_boot=n_boot, references=references,
+                             declared=[d for d in (primary, control) if d is not None])
         if lines:
             second = (" Secondary: many pairs are tested here and no correction is made for multiplicity; only "
                       "the primary comparison above was declared before the run." if primary is not None else "")
