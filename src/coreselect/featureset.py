@@ -72,11 +72,6 @@ class Features:
         return mask
 
 
-#: safetensors dtype names numpy reads (BF16 and BOOL are not among them).
-_SAFETENSORS_DTYPES = {"F64": "float64", "F32": "float32", "F16": "float16", "I64": "int64", "I32": "int32",
-                       "I16": "int16", "I8": "int8", "U64": "uint64", "U32": "uint32", "U16": "uint16", "U8": "uint8"}
-
-
 def read_features_file(path: str | os.PathLike[str], names: list[str] | None = None, *,
                        header_only: bool = False) -> dict[str, Any]:
     """The feature groups of a ``.npy`` file (one group, ``"file"``) or a ``.safetensors`` file
@@ -104,12 +99,13 @@ def read_features_file(path: str | os.PathLike[str], names: list[str] | None = N
         else:
             from safetensors import safe_open
 
+            from coreselect.tensorfile import NUMPY_DTYPES
+
             with safe_open(str(p), framework="np") as f:
                 keys = [k for k in f.keys() if names is None or k in names]  # noqa: SIM118 -- no __iter__
-                kinds = {k: f.get_slice(k).get_dtype() for k in keys}  # "F32", "BF16", ...
-                heads = {k: (tuple(f.get_slice(k).get_shape()),
-                             np.dtype(_SAFETENSORS_DTYPES[d]) if d in _SAFETENSORS_DTYPES else d)
-                         for k, d in kinds.items()}
+                slices = {k: f.get_slice(k) for k in keys}
+                heads = {k: (tuple(v.get_shape()), np.dtype(NUMPY_DTYPES[d]) if (d := v.get_dtype()) in NUMPY_DTYPES
+                             else d) for k, v in slices.items()}  # a dtype numpy lacks stays its name ("BF16")
                 numeric = all(not isinstance(d, str) for _, d in heads.values())
                 groups = {} if header_only or not numeric else {k: f.get_tensor(k) for k in keys}
     except Exception as err:  # numpy and safetensors raise several types for a bad file

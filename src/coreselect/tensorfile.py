@@ -20,7 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
-_DTYPES = {"F16": np.float16, "F32": np.float32, "F64": np.float64, "I32": np.int32, "I64": np.int64, "U8": np.uint8}
+#: safetensors dtype names numpy holds (BF16 and BOOL are not among them).
+NUMPY_DTYPES = {"F64": np.float64, "F32": np.float32, "F16": np.float16, "I64": np.int64, "I32": np.int32,
+                "I16": np.int16, "I8": np.int8, "U64": np.uint64, "U32": np.uint32, "U16": np.uint16, "U8": np.uint8}
 
 
 @dataclass(frozen=True)
@@ -47,7 +49,7 @@ def read_header(path: Path) -> dict[str, TensorSlot]:
     for name, info in header.items():
         if name == "__metadata__":
             continue
-        dtype = np.dtype(_DTYPES[info["dtype"]])
+        dtype = np.dtype(NUMPY_DTYPES[info["dtype"]])
         shape = tuple(int(d) for d in info["shape"])
         start, end = (int(x) for x in info["data_offsets"])
         if end - start != int(np.prod(shape)) * dtype.itemsize or 8 + n + end > size or start < 0 or not shape[0]:
@@ -56,4 +58,4 @@ def read_header(path: Path) -> dict[str, TensorSlot]:
     return out
 
 
-__all__ = ["TensorSlot", "read_header"]
+__all__ = ["NUMPY_DTYPES", "TensorSlot", "read_header"]

@@ -114,7 +114,7 @@ def _specs(groups: dict[tuple[str, str], list[dict[str, Any]]], name: str, decla
     specs = [(f"_per_example:{name}", 1.0, "macro loss over groups" if grouped else "per-example loss", False)]
     if any(d.metric == "token" and d.eval == name for d in declared):
         specs.append((f"_per_example:{name}", 1.0, "loss per token", True))
-    if any(f"acc:{name}" in r for g in groups.values() for r in g):
+    if any(f"acc:{name}" in r for r in _all(groups)):
         specs.append((f"_acc_per_example:{name}", -1.0, "rank accuracy (sign flipped: negative = better)", False))
     return specs
 
