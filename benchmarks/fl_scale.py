@@ -18,7 +18,8 @@ column's values (e.g. T0 templates) that each pick covers, read from the data th
 
     python benchmarks/fl_scale.py --store feats/t0_text --label-column template --configs exact,ivf:4,hnsw
 
-A config is ``GRAPH[:NPROBE][:OPTIMIZER]``. Note the machine load (``uptime``) beside the output.
+A config is ``GRAPH[:NPROBE][:OPTIMIZER][:NLIST]`` (``ivf:1:lazy:64``: 64 lists, one probed; a
+small real pool then probes as small a share of its rows as the default does at scale). Note the machine load (``uptime``) beside the output.
 """
 
 from __future__ import annotations
@@ -79,10 +80,10 @@ def child(args: argparse.Namespace) -> None:
 
     X = np.load(args.file, mmap_mode="r")
     n = X.shape[0]
-    graph, nprobe, opt = (args.config.split(":") + ["8", "lazy"])[:3]
+    graph, nprobe, opt, nlist = (args.config.split(":") + ["8", "lazy", ""])[:4]
     k = int(n * args.ratio)
     t, cpu = time.perf_counter(), time.process_time()
-    S, info = build_knn_graph(X, 64, graph=graph, nprobe=int(nprobe))
+    S, info = build_knn_graph(X, 64, graph=graph, nprobe=int(nprobe), nlist=int(nlist) if nlist else None)
     idx, gains = fit_graph(S, k, opt, 0.01, 0, None, None, info)
     wall, cpu = time.perf_counter() - t, time.process_time() - cpu
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
