@@ -80,7 +80,8 @@ def child(args: argparse.Namespace) -> None:
 
     X = np.load(args.file, mmap_mode="r")
     n = X.shape[0]
-    graph, nprobe, opt, nlist = (args.config.split(":") + ["8", "lazy", ""])[:4]
+    parts = args.config.split(":")
+    graph, nprobe, opt, nlist = parts + ["8", "lazy", ""][len(parts) - 1:]
     k = int(n * args.ratio)
     t, cpu = time.perf_counter(), time.process_time()
     S, info = build_knn_graph(X, 64, graph=graph, nprobe=int(nprobe), nlist=int(nlist) if nlist else None)
@@ -90,11 +91,20 @@ def child(args: argparse.Namespace) -> None:
     del S
     rows = None if n <= 50_000 else np.random.default_rng(7).choice(n, 20_000, replace=False)
     obj = facility_location_objective(X, idx, rows=rows)
-    covered = None
+    covered = sub_mean = sub_sd = None
     if args.labels:
         lab = np.load(args.labels, allow_pickle=False)
         covered = len(np.unique(lab[np.asarray(idx)])) / len(np.unique(lab))
-    print(json.dumps({"covered": covered, "n": n, "config": args.config, "wall": wall, "cpu": cpu, "graph": info["seconds"],
+        if args.resamples:  # the same configuration on random 80% subsamples: how much coverage moves by chance
+            rng, shares = np.random.default_rng(0), []
+            for _ in range(args.resamples):
+                sub = np.sort(rng.choice(n, size=int(0.8 * n), replace=False))
+                Xs = np.ascontiguousarray(X[sub])
+                Ss, si = build_knn_graph(Xs, 64, graph=graph, nprobe=int(nprobe), nlist=int(nlist) if nlist else None)
+                picked, _ = fit_graph(Ss, int(len(sub) * args.ratio), opt, 0.01, 0, None, None, si)
+                shares.append(len(np.unique(lab[sub][np.asarray(picked)])) / len(np.unique(lab)))
+            sub_mean, sub_sd = float(np.mean(shares)), float(np.std(shares))
+    print(json.dumps({"covered": covered, "covered_80": sub_mean, "covered_80_sd": sub_sd, "n": n, "config": args.config, "wall": wall, "cpu": cpu, "graph": info["seconds"],
                       "greedy": info["greedy_seconds"], "rss_gb": rss, "recall": info["recall@64"],
                       "graph_objective": info["objective"], "dense_objective": obj, "info": info}))
 
@@ -108,6 +118,9 @@ def main() -> None:
     ap.add_argument("--reuse", action="store_true", help="reuse results saved in --workdir by an earlier run")
     ap.add_argument("--store", help="a feature store (or .npy/.safetensors file) instead of synthetic features")
     ap.add_argument("--label-column", help="with --store: print the share of this column's values each pick covers")
+    ap.add_argument("--resamples", type=int, default=0,
+                    help="with --label-column: also the share covered as mean ± sd over this many random 80%% "
+                         "subsamples (each configuration run on each): how much coverage moves by chance")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--labels", help=argparse.SUPPRESS)
     ap.add_argument("--file", help=argparse.SUPPRESS)
@@ -120,7 +133,8 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     print(f"load before: {os.getloadavg()}", flush=True)
     print(f"{'n':>9} {'config':<22} {'wall s':>8} {'CPU s':>8} {'graph s':>8} {'greedy s':>8} {'peak GB':>8} {'recall@64':>9} "
-          f"{'objective ratio':>15}" + (f" {args.label_column + ' covered':>17}" if args.label_column else ""), flush=True)
+          f"{'objective ratio':>15}" + (f" {args.label_column + ' covered':>17}" if args.label_column else "")
+          + (f" {'on 80% subsets (mean ± sd)':>26}" if args.label_column and args.resamples else ""), flush=True)
     jobs = [(int(s), work / f"synthetic_{s}.npy", None) for s in args.sizes.split(",")]
     if args.store:
         jobs = [real_features(Path(args.store), work, args.label_column)]
@@ -135,7 +149,8 @@ def main() -> None:
                 cfg += " (saved)"
             else:
                 out = subprocess.run([sys.executable, __file__, "--child", "--file", str(f), "--config", cfg,
-                                      "--ratio", str(args.ratio)] + (["--labels", str(labels)] if labels else []),
+                                      "--ratio", str(args.ratio), "--resamples", str(args.resamples)]
+                                     + (["--labels", str(labels)] if labels else []),
                                      capture_output=True, text=True, check=False)
                 if out.returncode:
                     print(f"{n:>9} {cfg:<22} failed: {out.stderr.strip().splitlines()[-1:]}", flush=True)
@@ -146,7 +161,9 @@ def main() -> None:
             ref = ref or r["dense_objective"]
             print(f"{n:>9} {cfg:<22} {r['wall']:>8.1f} {r.get('cpu', float('nan')):>8.1f} {r['graph']:>8.1f} {r['greedy']:>8.1f} {r['rss_gb']:>8.2f} "
                   f"{r['recall']:>9.3f} {r['dense_objective'] / ref:>15.4f}"
-                  + (f" {r['covered']:>17.3f}" if r.get("covered") is not None else ""), flush=True)
+                  + (f" {r['covered']:>17.3f}" if r.get("covered") is not None else "")
+                  + (f" {r['covered_80']:>14.3f} ± {r['covered_80_sd']:.3f}" if r.get("covered_80") is not None else ""),
+                  flush=True)
     print(f"load after: {os.getloadavg()}", flush=True)
 
 
