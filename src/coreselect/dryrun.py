@@ -218,13 +218,7 @@ def _shard_function(job: SelectJob, spec: Any) -> tuple[Any, Any, str]:
     from coreselect.features.extract import shard_function
 
     fn = shard_function(spec, job.features, trust_remote_code=job.trust_remote_code)
-    owner = getattr(fn, "__self__", None) or fn.args[0]  # a TextEmbedder's method, or a partial over an extractor
-    model = getattr(owner, "model", None)
-    try:
-        device = str(next(model.parameters()).device)  # type: ignore[union-attr]
-    except (AttributeError, StopIteration, TypeError):
-        device = "cpu"
-    return fn, owner.tokenizer, device
+    return fn, fn.tokenizer, fn.device  # type: ignore[attr-defined]
 
 
 def _token_counts(job: SelectJob, examples: Any, tokenizer: Any) -> tuple[np.ndarray, int]:

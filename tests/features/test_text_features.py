@@ -26,3 +26,16 @@ def test_text_features_land_in_the_same_store(tmp_path, alpaca_file):
     sims = X @ X.T
     # the arithmetic questions are closer to each other than to the haiku
     assert sims[0, 1] > sims[0, 6]
+
+
+def test_a_dry_run_of_text_features_counts_with_the_encoders_tokenizer(tmp_path, alpaca_file, capsys):
+    from coreselect.cli.main import main
+
+    recs = [{"instruction": f"Question {i}: what is {i} plus {i}?", "output": str(2 * i)} for i in range(6)]
+    out = tmp_path / "core.jsonl"
+    code = main(["select", str(alpaca_file(recs)), "--n", "2", "--features", "text", "-o", str(out), "--dry-run"])
+    text = capsys.readouterr().out
+    assert code == 0, text
+    assert "dry run (nothing written): 2 of 6 records" in text
+    assert "tokens: 72 for all-minilm-l6-v2" in text and "on cpu" in text
+    assert not out.exists()

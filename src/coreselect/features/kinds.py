@@ -16,7 +16,9 @@ depends on the kind asks it (:func:`get_kind`, or ``FeatureConfig.kind_spec``), 
 ``layered``           whether layers and pooling describe its features (``coreselect cache list``)
 ``resolve_model``     ``--model`` (None: the kind's default) -> the model to load
 ``shard_function``    the function turning one shard's examples into its arrays (its store groups,
-                      such as ``mlp.15`` or ``text``, and the per-row stats)
+                      such as ``mlp.15`` or ``text``, and the per-row stats): a
+                      :func:`functools.partial` carrying the ``tokenizer`` that counts its tokens
+                      and the ``device`` it runs on (``select --dry-run`` reads them)
 ``token_counts``      every record's tokens as extraction counts them (``select --dry-run``)
 ====================  ========================================================================
 

@@ -12,6 +12,7 @@ pooling and no per-record scores (they need a language model's head).
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import logging
 from collections.abc import Callable, Sequence
@@ -107,7 +108,10 @@ class TextKind:
         """:meth:`TextEmbedder.extract_shard` (``batch_tokens``, ``loaded`` and ``on_batch`` unused)."""
         if describe:
             log.info("embedding text with %s", model.name)
-        return TextEmbedder(model, config.max_length).extract_shard
+        embedder = TextEmbedder(model, config.max_length)
+        fn = functools.partial(TextEmbedder.extract_shard, embedder)
+        fn.tokenizer, fn.device = embedder.tokenizer, "cpu"  # type: ignore[attr-defined]  # what a dry run reads
+        return fn
 
     def token_counts(self, config: FeatureConfig, examples: Sequence[Example], tokenizer: Any
                      ) -> tuple[np.ndarray, int]:
