@@ -57,6 +57,18 @@ def test_recall_is_measured_against_exact_search(blobs):
     assert info["recall_queries"] == 300 and 0.2 < info["recall@32"] < 1.0
 
 
+def test_a_graph_with_low_recall_is_warned_about_and_a_good_one_is_not(blobs, caplog):
+    with caplog.at_level("WARNING", logger="coreselect.selection.knn_graph"):
+        _, good = build_knn_graph(blobs, 16, graph="ivf", nlist=8, nprobe=8)
+    assert good["recall@16"] == 1.0 and not caplog.records
+    with caplog.at_level("WARNING", logger="coreselect.selection.knn_graph"):
+        _, poor = build_knn_graph(blobs, 64, graph="ivf", nlist=200, nprobe=1, recall_queries=200)
+    assert poor["recall@64"] < 0.5
+    (rec,) = caplog.records
+    assert f"found {100 * poor['recall@64']:.0f}% of the exact 64 nearest neighbours on 200 sampled rows" in rec.message
+    assert "--param nprobe=16" in rec.message
+
+
 def test_stochastic_greedy_is_within_its_bound_of_lazy_greedy(blobs):
     S = knn_similarity_graph(blobs, 64)
     lazy = facility_location_greedy(S, 200)[1].sum()
@@ -79,6 +91,17 @@ def test_randgreedi_stays_close_to_the_single_process_objective(blobs):
         assert facility_location_objective(blobs, idx) >= 0.97 * ref  # (1 - 1/e) / 2 is the proven floor
     idx = randgreedi(blobs, 100, n_parts=4, partition_picks=2.0)  # 50 local picks per part
     assert facility_location_objective(blobs, idx) >= 0.97 * ref
+
+
+def test_randgreedi_parts_above_the_exact_threshold_build_approximate_graphs(blobs, monkeypatch):
+    import coreselect.selection.knn_graph as knn_graph
+
+    monkeypatch.setattr(knn_graph, "EXACT_MAX_ROWS", 100)  # each part of 500 rows then takes the ivf graph
+    ref = facility_location_objective(blobs, make_selector("facility-location", n_select=100, graph="exact")
+                                      .fit(blobs).indices_)
+    idx = randgreedi(blobs, 100, n_parts=4)  # a part measures no recall: it once divided by zero here
+    assert len(set(idx.tolist())) == 100
+    assert facility_location_objective(blobs, idx) >= 0.95 * ref
 
 
 def test_bad_parameters_are_one_line_errors():
