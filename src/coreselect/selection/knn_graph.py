@@ -158,7 +158,8 @@ def ivf_knn(R: Rows, k: int, *, nlist: int | None = None, nprobe: int = NPROBE, 
             return np.ascontiguousarray((B - mu) @ P)
 
         sample = pca(sample)
-    km = faiss.Kmeans(sample.shape[1], nlist, niter=10, seed=random_state, max_points_per_centroid=TRAIN_PER_LIST)
+    km = faiss.Kmeans(sample.shape[1], nlist, niter=10, seed=random_state, max_points_per_centroid=TRAIN_PER_LIST,
+                      min_points_per_centroid=1, verbose=False)  # a 32-row sample per list is by design: no warning
     km.train(sample)
     del sample
     coarse = faiss.IndexFlatL2(km.centroids.shape[1])
