@@ -48,6 +48,7 @@ def _device_of(model: Any) -> str:
     except (AttributeError, StopIteration, TypeError):
         return "cpu"
 
+
 @dataclass(frozen=True)
 class LanguageModelKind:
     """A feature kind read from the selector LM's states (see :class:`~coreselect.features.kinds.Kind`).
