@@ -82,13 +82,17 @@ def child(args: argparse.Namespace) -> None:
     n = X.shape[0]
     parts = args.config.split(":")
     graph, nprobe, opt, nlist = parts + ["8", "lazy", ""][len(parts) - 1:]
-    k = int(n * args.ratio)
+
+    def pick(rows: np.ndarray) -> tuple[np.ndarray, dict]:
+        """The configuration's graph and greedy on ``rows``: its picks and the graph's info."""
+        S, info = build_knn_graph(rows, 64, graph=graph, nprobe=int(nprobe), nlist=int(nlist) if nlist else None)
+        idx, _ = fit_graph(S, int(rows.shape[0] * args.ratio), opt, 0.01, 0, None, None, info)
+        return idx, info
+
     t, cpu = time.perf_counter(), time.process_time()
-    S, info = build_knn_graph(X, 64, graph=graph, nprobe=int(nprobe), nlist=int(nlist) if nlist else None)
-    idx, gains = fit_graph(S, k, opt, 0.01, 0, None, None, info)
+    idx, info = pick(X)
     wall, cpu = time.perf_counter() - t, time.process_time() - cpu
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
-    del S
     rows = None if n <= 50_000 else np.random.default_rng(7).choice(n, 20_000, replace=False)
     obj = facility_location_objective(X, idx, rows=rows)
     covered = sub_mean = sub_sd = None
@@ -99,9 +103,7 @@ def child(args: argparse.Namespace) -> None:
             rng, shares = np.random.default_rng(0), []
             for _ in range(args.resamples):
                 sub = np.sort(rng.choice(n, size=int(0.8 * n), replace=False))
-                Xs = np.ascontiguousarray(X[sub])
-                Ss, si = build_knn_graph(Xs, 64, graph=graph, nprobe=int(nprobe), nlist=int(nlist) if nlist else None)
-                picked, _ = fit_graph(Ss, int(len(sub) * args.ratio), opt, 0.01, 0, None, None, si)
+                picked, _ = pick(np.ascontiguousarray(X[sub]))
                 shares.append(len(np.unique(lab[sub][np.asarray(picked)])) / len(np.unique(lab)))
             sub_mean, sub_sd = float(np.mean(shares)), float(np.std(shares))
     print(json.dumps({"covered": covered, "covered_80": sub_mean, "covered_80_sd": sub_sd, "n": n, "config": args.config, "wall": wall, "cpu": cpu, "graph": info["seconds"],

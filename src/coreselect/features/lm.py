@@ -41,14 +41,6 @@ MAX_BATCH = 64
 MAX_WASTE = 0.1
 
 
-def _device_of(model: Any) -> str:
-    """The device of ``model``'s parameters ("cpu" when it has none to ask)."""
-    try:
-        return str(next(model.parameters()).device)
-    except (AttributeError, StopIteration, TypeError):
-        return "cpu"
-
-
 @dataclass(frozen=True)
 class LanguageModelKind:
     """A feature kind read from the selector LM's states (see :class:`~coreselect.features.kinds.Kind`).
@@ -98,7 +90,7 @@ class LanguageModelKind:
                 log.info("scoring responses (%s): the pass continues to the LM head at the response positions, "
                          "plus a response-alone pass", ",".join(config.scores))
         fn = functools.partial(extract_shard, extractor, batch_tokens=batch_tokens, on_batch=on_batch)
-        fn.tokenizer, fn.device = tok, _device_of(m)  # type: ignore[attr-defined]  # what a dry run reads
+        fn.tokenizer, fn.device = tok, str(extractor.device)  # type: ignore[attr-defined]  # what a dry run reads
         return fn
 
     def token_counts(self, config: FeatureConfig, examples: Sequence[Example], tokenizer: Any
